@@ -1,0 +1,604 @@
+#!/usr/bin/env python3
+"""A kube-apiserver test double for aa-proxy's tests (Python 3 standard library only).
+
+It serves, over HTTPS, just the kube-apiserver endpoints aa-proxy talks to, with outcomes driven by
+files the test writes (and may rewrite at any time), and it records every request.
+
+Command line
+  fake_apiserver.py --cert server.crt --key server.key [--client-ca ca.crt [--require-client-cert]]
+                    [--host 127.0.0.1] [--port 0] --configmap-file cm.json --policy-file policy.json
+  On startup it prints exactly one line `listening on HOST:PORT` (port 0 picks a free port) and
+  flushes stdout. It runs until killed (SIGTERM/SIGINT).
+
+Files
+  --configmap-file: a JSON object, the `data` of kube-system/extension-apiserver-authentication,
+    e.g. {"client-ca-file": "-----BEGIN...", "requestheader-allowed-names": "[\"front-proxy-client\"]"}.
+    Absent file: the ConfigMap does not exist (404). Every change of the file's content (polled every
+    20 ms and on each request) bumps metadata.resourceVersion and is sent to open watches as
+    ADDED / MODIFIED / DELETED. Write it atomically (write a temp file, rename) to avoid torn reads.
+  --policy-file: a JSON object, re-read on every request (the last good copy is kept when it does
+    not parse; absent file = empty policy):
+    {
+      "tokens": {"<token>": {"username": "alice", "uid": "u1", "groups": ["dev"],
+                             "extra": {"k": ["v"]}, "audiences": ["api"],
+                             "authenticated": true, "error": ""}},
+      "sar": [ {"user": "alice", "group": "dev", "verb": "get", "apiGroup": "", "resource": "samples",
+                "subresource": "", "name": "", "namespace": "default", "path": "/healthz",
+                "allowed": true, "denied": false, "reason": "...", "evaluationError": ""} ],
+      "api_tokens": ["sa-token"],
+      "failures": {"<endpoint>": {"down": true, "slow_ms": 200, "status": 500, "retry_after": 1,
+                                  "times": 2, "both_allowed_and_denied": true}}
+    }
+    tokens: TokenReview outcomes; an unknown token is {"authenticated": false}.
+    sar: SubjectAccessReview rules, first match wins; a field that is absent or "*" matches
+      anything; "user" matches spec.user, "group" any of spec.groups; "path" (non-resource
+      requests) may end in "*" for a prefix match; a rule with "path" only matches non-resource
+      requests and a rule with resource fields only resource requests. No match: default deny
+      ({"allowed": false}).
+    api_tokens: when present, every non-control request must carry `Authorization: Bearer <one
+      of these>` or a verified client certificate, else 401 (how aa-proxy's own credentials
+      are checked).
+    failures, per endpoint `tokenreviews`, `subjectaccessreviews`, `configmap` (GET of the
+      ConfigMap and the list), `watch`: `slow_ms` delays the answer; `down` closes the connection
+      without answering; `status` answers with that code (a Status body) and a `Retry-After`
+      header when `retry_after` is set; `both_allowed_and_denied` (SAR only) answers allowed and
+      denied both true. `times`: only the first N requests to that endpoint (counted since start,
+      the last /__reset or the last change of this endpoint's failure entry) fail; absent = all.
+
+Endpoints
+  GET  /api/v1/namespaces/kube-system/configmaps/extension-apiserver-authentication
+  GET  /api/v1/namespaces/kube-system/configmaps?fieldSelector=metadata.name%3Dextension-apiserver-authentication
+       (a ConfigMapList; with &watch=true a chunked watch stream, one JSON event per line;
+       `resourceVersion=N` older than the current one first sends the current object;
+       `timeoutSeconds=N` ends the stream)
+  POST /apis/authentication.k8s.io/v1/tokenreviews
+  POST /apis/authorization.k8s.io/v1/subjectaccessreviews
+  Control (no authentication, not recorded):
+  GET  /__recorded  JSON list of {"connection": n, "method", "path" (with query), "headers":
+                    [[name, value], ...], "body", "time" (unix seconds), "client_cert_cn"}
+                    in arrival order; `connection` numbers TCP connections from 1 so tests can
+                    count reuse.
+  POST /__reset     clears the recording and the failure counters.
+  GET  /__healthz   "ok".
+"""
+
+import argparse
+import http.server
+import json
+import os
+import socket
+import socketserver
+import ssl
+import sys
+import threading
+import time
+import urllib.parse
+
+CONFIGMAP_NAME = "extension-apiserver-authentication"
+CONFIGMAP_PATH = "/api/v1/namespaces/kube-system/configmaps/" + CONFIGMAP_NAME
+CONFIGMAP_LIST_PATH = "/api/v1/namespaces/kube-system/configmaps"
+TOKENREVIEW_PATH = "/apis/authentication.k8s.io/v1/tokenreviews"
+SAR_PATH = "/apis/authorization.k8s.io/v1/subjectaccessreviews"
+
+
+class ConfigMapState:
+    """The ConfigMap as the data file currently describes it, with a resourceVersion per change."""
+
+    def __init__(self, path):
+        self.path = path
+        self.cond = threading.Condition()
+        self.raw = None  # bytes of the file, None when absent
+        self.data = None  # parsed data dict, None when absent
+        self.resource_version = 1
+        self.events = []  # (resourceVersion, type, object)
+        self.refresh()
+
+    def refresh(self):
+        try:
+            with open(self.path, "rb") as f:
+                raw = f.read()
+        except FileNotFoundError:
+            raw = None
+        with self.cond:
+            if raw == self.raw:
+                return
+            if raw is not None:
+                try:
+                    data = json.loads(raw.decode("utf-8"))
+                except ValueError:
+                    return  # torn or invalid write: keep the old state, try again later
+                if not isinstance(data, dict):
+                    return
+            else:
+                data = None
+            previous = self.data
+            self.raw = raw
+            self.data = data
+            self.resource_version += 1
+            if data is None:
+                event_type = "DELETED"
+                obj = self._object(previous or {})
+            else:
+                event_type = "ADDED" if previous is None else "MODIFIED"
+                obj = self._object(data)
+            self.events.append((self.resource_version, event_type, obj))
+            del self.events[:-1000]
+            self.cond.notify_all()
+
+    def _object(self, data):
+        return {
+            "kind": "ConfigMap",
+            "apiVersion": "v1",
+            "metadata": {
+                "name": CONFIGMAP_NAME,
+                "namespace": "kube-system",
+                "uid": "5e3c4d1a-0000-4000-8000-000000000001",
+                "resourceVersion": str(self.resource_version),
+            },
+            "data": data,
+        }
+
+    def current(self):
+        with self.cond:
+            if self.data is None:
+                return None, self.resource_version
+            return self._object(self.data), self.resource_version
+
+
+class Policy:
+    """The policy file, re-read on each use; the last parseable version wins."""
+
+    def __init__(self, path):
+        self.path = path
+        self.lock = threading.Lock()
+        self.last_good = {}
+        self.failure_counts = {}  # endpoint -> (failure entry json, count)
+
+    def get(self):
+        try:
+            with open(self.path, "rb") as f:
+                parsed = json.loads(f.read().decode("utf-8"))
+            if isinstance(parsed, dict):
+                with self.lock:
+                    self.last_good = parsed
+        except FileNotFoundError:
+            with self.lock:
+                self.last_good = {}
+        except ValueError:
+            pass
+        with self.lock:
+            return self.last_good
+
+    def failure_for(self, endpoint):
+        """The failure entry to apply to this request, or None (counts the `times` budget)."""
+        entry = (self.get().get("failures") or {}).get(endpoint)
+        if not entry:
+            return None
+        key = json.dumps(entry, sort_keys=True)
+        with self.lock:
+            old_key, count = self.failure_counts.get(endpoint, (None, 0))
+            if old_key != key:
+                count = 0
+            count += 1
+            self.failure_counts[endpoint] = (key, count)
+        times = entry.get("times")
+        if times is not None and count > times:
+            return None
+        return entry
+
+    def reset_counters(self):
+        with self.lock:
+            self.failure_counts = {}
+
+
+def _matches(rule_value, actual):
+    return rule_value is None or rule_value == "*" or rule_value == actual
+
+
+def _path_matches(pattern, path):
+    if pattern is None or pattern == "*":
+        return True
+    if pattern.endswith("*"):
+        return path.startswith(pattern[:-1])
+    return pattern == path
+
+
+RESOURCE_FIELDS = ("verb", "apiGroup", "resource", "subresource", "name", "namespace", "version")
+
+
+def evaluate_sar(policy, spec):
+    resource = spec.get("resourceAttributes")
+    non_resource = spec.get("nonResourceAttributes")
+    groups = spec.get("groups") or []
+    for rule in policy.get("sar") or []:
+        if not _matches(rule.get("user"), spec.get("user", "")):
+            continue
+        if rule.get("group") not in (None, "*") and rule["group"] not in groups:
+            continue
+        if "path" in rule:
+            if non_resource is None:
+                continue
+            if not _path_matches(rule["path"], non_resource.get("path", "")):
+                continue
+            if not _matches(rule.get("verb"), non_resource.get("verb", "")):
+                continue
+        else:
+            if resource is None:
+                if any(k in rule for k in RESOURCE_FIELDS if k != "verb"):
+                    continue
+                if not _matches(rule.get("verb"), (non_resource or {}).get("verb", "")):
+                    continue
+            else:
+                attrs = dict(resource)
+                attrs["apiGroup"] = resource.get("group", "")
+                if not all(_matches(rule.get(k), attrs.get(k, "")) for k in RESOURCE_FIELDS):
+                    continue
+        status = {"allowed": bool(rule.get("allowed", False))}
+        if rule.get("denied"):
+            status["denied"] = True
+        if rule.get("reason"):
+            status["reason"] = rule["reason"]
+        if rule.get("evaluationError"):
+            status["evaluationError"] = rule["evaluationError"]
+        return status
+    return {"allowed": False}
+
+
+def status_body(code, reason, message):
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }
+
+
+class Recorder:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.requests = []
+
+    def add(self, entry):
+        with self.lock:
+            self.requests.append(entry)
+
+    def snapshot(self):
+        with self.lock:
+            return list(self.requests)
+
+    def reset(self):
+        with self.lock:
+            self.requests = []
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    connection_id = 0  # set per TCP connection by FakeApiServer.finish_request
+    server_version = "fake-kube-apiserver/1"
+
+    def log_message(self, fmt, *args):  # quiet: tests read stdout for the port line only
+        pass
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    def _read_body(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _send_json(self, code, obj, extra_headers=()):
+        body = json.dumps(obj).encode("utf-8")
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in extra_headers:
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _client_cn(self):
+        try:
+            cert = self.connection.getpeercert()
+        except (AttributeError, ValueError):
+            return ""
+        if not cert:
+            return ""
+        for rdn in cert.get("subject", ()):
+            for key, value in rdn:
+                if key == "commonName":
+                    return value
+        return ""
+
+    def _record(self, body):
+        self.server.recorder.add({
+            "connection": self.connection_id,
+            "method": self.command,
+            "path": self.path,
+            "headers": [[k, v] for k, v in self.headers.items()],
+            "body": body.decode("utf-8", "replace"),
+            "time": time.time(),
+            "client_cert_cn": self._client_cn(),
+        })
+
+    def _apply_failure(self, endpoint):
+        """Applies the injected failure; True when the request has been fully handled."""
+        failure = self.server.policy.failure_for(endpoint)
+        if not failure:
+            return False, None
+        if failure.get("slow_ms"):
+            time.sleep(failure["slow_ms"] / 1000.0)
+        if failure.get("down"):
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return True, failure
+        if failure.get("status"):
+            code = int(failure["status"])
+            headers = []
+            if failure.get("retry_after") is not None:
+                headers.append(("Retry-After", str(failure["retry_after"])))
+            reason = {429: "TooManyRequests", 500: "InternalError", 503: "ServiceUnavailable",
+                      504: "Timeout"}.get(code, "Unknown")
+            self._send_json(code, status_body(code, reason, "injected failure"), headers)
+            return True, failure
+        return False, failure
+
+    def _authorized(self, policy):
+        tokens = policy.get("api_tokens")
+        if tokens is None:
+            return True
+        if self._client_cn():
+            return True
+        auth = self.headers.get("Authorization", "")
+        parts = auth.split(" ", 1)
+        return len(parts) == 2 and parts[0].lower() == "bearer" and parts[1].strip() in tokens
+
+    # --- dispatch -------------------------------------------------------------------------
+
+    def do_GET(self):
+        self._dispatch()
+
+    def do_POST(self):
+        self._dispatch()
+
+    def do_PUT(self):
+        self._dispatch()
+
+    def do_DELETE(self):
+        self._dispatch()
+
+    def _dispatch(self):
+        body = self._read_body()
+        url = urllib.parse.urlsplit(self.path)
+        query = urllib.parse.parse_qs(url.query)
+        if url.path == "/__recorded" and self.command == "GET":
+            return self._send_json(200, self.server.recorder.snapshot())
+        if url.path == "/__reset" and self.command == "POST":
+            self.server.recorder.reset()
+            self.server.policy.reset_counters()
+            return self._send_json(200, {"reset": True})
+        if url.path == "/__healthz":
+            return self._send_json(200, "ok")
+
+        self._record(body)
+        policy = self.server.policy.get()
+        self.server.configmap.refresh()
+        if not self._authorized(policy):
+            return self._send_json(401, status_body(401, "Unauthorized", "Unauthorized"))
+
+        if url.path == CONFIGMAP_PATH and self.command == "GET":
+            handled, _ = self._apply_failure("configmap")
+            if handled:
+                return
+            obj, _ = self.server.configmap.current()
+            if obj is None:
+                return self._send_json(404, status_body(
+                    404, "NotFound",
+                    'configmaps "%s" not found' % CONFIGMAP_NAME) | {
+                        "details": {"name": CONFIGMAP_NAME, "kind": "configmaps"}})
+            return self._send_json(200, obj)
+        if url.path == CONFIGMAP_LIST_PATH and self.command == "GET":
+            selector = (query.get("fieldSelector") or [""])[0]
+            wanted = selector in ("", "metadata.name=" + CONFIGMAP_NAME)
+            if query.get("watch", ["false"])[0] not in ("", "0", "false"):
+                handled, _ = self._apply_failure("watch")
+                if handled:
+                    return
+                return self._watch(query, wanted)
+            handled, _ = self._apply_failure("configmap")
+            if handled:
+                return
+            obj, rv = self.server.configmap.current()
+            items = [obj] if obj is not None and wanted else []
+            return self._send_json(200, {"kind": "ConfigMapList", "apiVersion": "v1",
+                                         "metadata": {"resourceVersion": str(rv)},
+                                         "items": items})
+        if url.path == TOKENREVIEW_PATH and self.command == "POST":
+            return self._token_review(policy, body)
+        if url.path == SAR_PATH and self.command == "POST":
+            return self._subject_access_review(policy, body)
+        return self._send_json(404, status_body(404, "NotFound", "the server could not find the "
+                                                "requested resource"))
+
+    def _token_review(self, policy, body):
+        handled, _ = self._apply_failure("tokenreviews")
+        if handled:
+            return
+        try:
+            review = json.loads(body.decode("utf-8"))
+            spec = review.get("spec") or {}
+        except (ValueError, AttributeError):
+            return self._send_json(400, status_body(400, "BadRequest", "invalid TokenReview"))
+        outcome = (policy.get("tokens") or {}).get(spec.get("token", ""))
+        status = {"authenticated": False, "user": {}}
+        if outcome is not None:
+            status["authenticated"] = bool(outcome.get("authenticated", True))
+            if status["authenticated"]:
+                user = {"username": outcome.get("username", "")}
+                for key in ("uid", "groups", "extra"):
+                    if outcome.get(key):
+                        user[key] = outcome[key]
+                status["user"] = user
+            audiences = outcome.get("audiences", spec.get("audiences"))
+            if audiences:
+                status["audiences"] = audiences
+            if outcome.get("error"):
+                status["error"] = outcome["error"]
+        self._send_json(201, {"kind": "TokenReview", "apiVersion": "authentication.k8s.io/v1",
+                              "metadata": {"creationTimestamp": None},
+                              "spec": spec, "status": status})
+
+    def _subject_access_review(self, policy, body):
+        handled, failure = self._apply_failure("subjectaccessreviews")
+        if handled:
+            return
+        try:
+            review = json.loads(body.decode("utf-8"))
+            spec = review.get("spec") or {}
+        except (ValueError, AttributeError):
+            return self._send_json(400, status_body(400, "BadRequest", "invalid SubjectAccessReview"))
+        if failure and failure.get("both_allowed_and_denied"):
+            status = {"allowed": True, "denied": True}
+        else:
+            status = evaluate_sar(policy, spec)
+        self._send_json(201, {"kind": "SubjectAccessReview",
+                              "apiVersion": "authorization.k8s.io/v1",
+                              "metadata": {"creationTimestamp": None},
+                              "spec": spec, "status": status})
+
+    def _watch(self, query, wanted):
+        state = self.server.configmap
+        timeout = float((query.get("timeoutSeconds") or ["0"])[0] or 0)
+        deadline = time.time() + timeout if timeout > 0 else None
+        since = (query.get("resourceVersion") or [""])[0]
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        with state.cond:
+            sent_rv = state.resource_version
+            pending = []
+            if wanted and since in ("", "0"):
+                # As kube-apiserver for an unset/"0" resourceVersion: the current state first.
+                if state.data is not None:
+                    pending.append({"type": "ADDED", "object": state._object(state.data)})
+            elif wanted:
+                try:
+                    since_rv = int(since)
+                except ValueError:
+                    since_rv = 0
+                pending = [{"type": t, "object": o} for rv, t, o in state.events if rv > since_rv]
+        try:
+            while not self.server.stopping.is_set():
+                for event in pending:
+                    line = (json.dumps(event) + "\n").encode("utf-8")
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
+                self.wfile.flush()
+                pending = []
+                with state.cond:
+                    remaining = None if deadline is None else deadline - time.time()
+                    if remaining is not None and remaining <= 0:
+                        break
+                    state.cond.wait(timeout=0.2 if remaining is None else min(0.2, remaining))
+                    for rv, event_type, obj in state.events:
+                        if rv > sent_rv and wanted:
+                            pending.append({"type": event_type, "object": obj})
+                    sent_rv = state.resource_version
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
+            self.close_connection = True
+
+
+class FakeApiServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address, ssl_context, configmap, policy):
+        super().__init__(address, Handler)
+        self.ssl_context = ssl_context
+        self.configmap = configmap
+        self.policy = policy
+        self.recorder = Recorder()
+        self.stopping = threading.Event()
+        self.connection_lock = threading.Lock()
+        self.next_connection_id = 0
+
+    def finish_request(self, request, client_address):
+        # The TLS handshake runs on the connection's own thread, never on the accept loop.
+        try:
+            tls = self.ssl_context.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError):
+            return
+        with self.connection_lock:
+            self.next_connection_id += 1
+            connection_id = self.next_connection_id
+
+        class ConnectionHandler(Handler):
+            pass
+
+        ConnectionHandler.connection_id = connection_id
+        try:
+            ConnectionHandler(tls, client_address, self)
+        except (OSError, ssl.SSLError):
+            pass  # the peer went away, or an injected `down` closed the connection
+        finally:
+            try:
+                tls.close()
+            except OSError:
+                pass
+
+
+def _poll_configmap(state, stopping):
+    while not stopping.wait(0.02):
+        state.refresh()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="kube-apiserver test double")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--cert", required=True)
+    parser.add_argument("--key", required=True)
+    parser.add_argument("--client-ca", default="")
+    parser.add_argument("--require-client-cert", action="store_true")
+    parser.add_argument("--configmap-file", required=True)
+    parser.add_argument("--policy-file", required=True)
+    args = parser.parse_args(argv)
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(args.cert, args.key)
+    context.set_alpn_protocols(["http/1.1"])
+    if args.client_ca:
+        context.load_verify_locations(args.client_ca)
+        context.verify_mode = ssl.CERT_REQUIRED if args.require_client_cert else ssl.CERT_OPTIONAL
+
+    configmap = ConfigMapState(args.configmap_file)
+    policy = Policy(args.policy_file)
+    server = FakeApiServer((args.host, args.port), context, configmap, policy)
+    poller = threading.Thread(target=_poll_configmap, args=(configmap, server.stopping), daemon=True)
+    poller.start()
+    host, port = server.server_address[:2]
+    print("listening on %s:%d" % (host, port), flush=True)
+    try:
+        server.serve_forever(poll_interval=0.1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stopping.set()
+        server.server_close()
+
+
+if __name__ == "__main__":
+    import signal
+
+    def _terminate(signum, frame):
+        raise KeyboardInterrupt()
+
+    signal.signal(signal.SIGTERM, _terminate)
+    sys.exit(main())
