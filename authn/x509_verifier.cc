@@ -1,0 +1,293 @@
+// Go-compatible client certificate verification on top of X509_verify_cert.
+#include "authn/x509_verifier.h"
+
+#include <openssl/asn1.h>
+#include <openssl/bn.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/obj_mac.h>
+#include <openssl/x509v3.h>
+
+#include <ctime>
+#include <memory>
+#include <optional>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "authn/openssl_handles.h"
+
+namespace aaproxy {
+namespace {
+
+constexpr char kUnknownAuthority[] = "x509: certificate signed by unknown authority";
+
+std::optional<absl::Time> asn1ToTime(const ASN1_TIME* t) {
+  struct tm tm = {};
+  if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1) {
+    return std::nullopt;
+  }
+  return absl::FromTimeT(timegm(&tm));
+}
+
+// Go's CertificateInvalidError{Reason: Expired}, or OK when `cert` is valid at `now`.
+absl::Status checkValidity(X509* cert, absl::Time now) {
+  std::optional<absl::Time> notBefore = asn1ToTime(X509_get0_notBefore(cert));
+  std::optional<absl::Time> notAfter = asn1ToTime(X509_get0_notAfter(cert));
+  if (!notBefore || !notAfter) {
+    return absl::UnauthenticatedError("x509: malformed validity");
+  }
+  if (now < *notBefore) {
+    return absl::UnauthenticatedError(
+        absl::StrCat("x509: certificate has expired or is not yet valid: current time ",
+                     formatRfc3339(now), " is before ", formatRfc3339(*notBefore)));
+  }
+  if (now > *notAfter) {
+    return absl::UnauthenticatedError(
+        absl::StrCat("x509: certificate has expired or is not yet valid: current time ",
+                     formatRfc3339(now), " is after ", formatRfc3339(*notAfter)));
+  }
+  return absl::OkStatus();
+}
+
+// Go's %q for the strings we quote (ASCII messages and certificate names).
+std::string goQuote(std::string_view s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20 || c == 0x7f) {
+      absl::StrAppendFormat(&out, "\\x%02x", c);
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  out += '"';
+  return out;
+}
+
+std::vector<std::string> subjectValues(X509* cert, int nid) {
+  std::vector<std::string> values;
+  X509_NAME* name = X509_get_subject_name(cert);
+  for (int i = 0; i < X509_NAME_entry_count(name); ++i) {
+    X509_NAME_ENTRY* entry = X509_NAME_get_entry(name, i);
+    if (OBJ_obj2nid(X509_NAME_ENTRY_get_object(entry)) != nid) {
+      continue;
+    }
+    unsigned char* utf8 = nullptr;
+    int len = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(entry));
+    if (len < 0) {
+      ERR_clear_error();
+      continue;  // Go skips attribute values that are not strings.
+    }
+    values.emplace_back(reinterpret_cast<char*>(utf8), static_cast<size_t>(len));
+    OPENSSL_free(utf8);
+  }
+  return values;
+}
+
+// Go's UnknownAuthorityError name for the hint certificate: CN, else first O, else serial.
+std::string candidateName(X509* cert) {
+  std::string cn = subjectCommonName(cert);
+  if (!cn.empty()) {
+    return cn;
+  }
+  std::vector<std::string> orgs = subjectValues(cert, NID_organizationName);
+  if (!orgs.empty()) {
+    return orgs.front();
+  }
+  std::string id = certificateIdentifier(cert);  // "SN=<serial>, ..."
+  return absl::StrCat("serial:", id.substr(3, id.find(',') - 3));
+}
+
+std::string unknownAuthorityWithHint(std::string_view hint, X509* candidate) {
+  return absl::StrCat(kUnknownAuthority, " (possibly because of ", goQuote(hint),
+                      " while trying to verify candidate authority certificate ",
+                      goQuote(candidateName(candidate)), ")");
+}
+
+// The error Go's CheckSignatureFrom returns for a bad signature by `issuer`'s key type.
+std::string signatureFailureText(X509* issuer) {
+  EVP_PKEY* key = X509_get0_pubkey(issuer);
+  int type = key != nullptr ? EVP_PKEY_get_base_id(key) : EVP_PKEY_NONE;
+  switch (type) {
+    case EVP_PKEY_RSA:
+    case EVP_PKEY_RSA_PSS:
+      return "crypto/rsa: verification error";
+    case EVP_PKEY_EC:
+      return "x509: ECDSA verification failure";
+    case EVP_PKEY_ED25519:
+      return "x509: Ed25519 verification failure";
+    default:
+      return "x509: signature verification failure";
+  }
+}
+
+// Go's checkChainForKeyUsage with KeyUsages = [ClientAuth].
+bool chainAllowsClientAuth(STACK_OF(X509) * chain) {
+  for (int i = sk_X509_num(chain) - 1; i >= 0; --i) {
+    X509* cert = sk_X509_value(chain, i);
+    int critical = 0;
+    auto* eku = static_cast<EXTENDED_KEY_USAGE*>(
+        X509_get_ext_d2i(cert, NID_ext_key_usage, &critical, nullptr));
+    if (eku == nullptr) {
+      continue;  // No EKU extension: good for any usage.
+    }
+    bool ok = sk_ASN1_OBJECT_num(eku) == 0;  // An empty list counts as no restriction in Go.
+    for (int j = 0; j < sk_ASN1_OBJECT_num(eku) && !ok; ++j) {
+      int nid = OBJ_obj2nid(sk_ASN1_OBJECT_value(eku, j));
+      ok = nid == NID_anyExtendedKeyUsage || nid == NID_client_auth;
+    }
+    sk_ASN1_OBJECT_pop_free(eku, ASN1_OBJECT_free);
+    if (!ok) {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string colonHex(const ASN1_OCTET_STRING* s) {
+  std::string out;
+  if (s == nullptr) {
+    return out;
+  }
+  const unsigned char* data = ASN1_STRING_get0_data(s);
+  for (int i = 0; i < ASN1_STRING_length(s); ++i) {
+    if (i > 0) {
+      out += ':';
+    }
+    absl::StrAppendFormat(&out, "%02X", data[i]);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string formatRfc3339(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", t, absl::UTCTimeZone());
+}
+
+std::string subjectCommonName(X509* cert) {
+  std::vector<std::string> cns = subjectValues(cert, NID_commonName);
+  return cns.empty() ? std::string() : cns.back();
+}
+
+std::string certificateIdentifier(X509* cert) {
+  std::string serial = "<nil>";
+  if (const ASN1_INTEGER* sn = X509_get0_serialNumber(cert); sn != nullptr) {
+    BIGNUM* bn = ASN1_INTEGER_to_BN(sn, nullptr);
+    if (bn != nullptr) {
+      char* dec = BN_bn2dec(bn);
+      if (dec != nullptr) {
+        serial = dec;
+        OPENSSL_free(dec);
+      }
+      BN_free(bn);
+    }
+  }
+  return absl::StrCat("SN=", serial, ", SKID=", colonHex(X509_get0_subject_key_id(cert)),
+                      ", AKID=", colonHex(X509_get0_authority_key_id(cert)));
+}
+
+absl::Status checkAllowedCommonName(X509* leaf, const std::vector<std::string>& allowedNames) {
+  if (allowedNames.empty()) {
+    return absl::OkStatus();
+  }
+  std::string cn = subjectCommonName(leaf);
+  for (const std::string& allowed : allowedNames) {
+    if (allowed == cn) {
+      return absl::OkStatus();
+    }
+  }
+  return absl::UnauthenticatedError(
+      absl::StrCat("x509: subject with cn=", cn, " is not in the allowed list"));
+}
+
+absl::Status verifyClientCertificate(const CertificatePool& roots, const PeerCertificates& peer,
+                                     absl::Time now) {
+  if (peer.leaf == nullptr) {
+    return absl::InvalidArgumentError("no client certificate");
+  }
+  // Go checks the leaf's own validity period before building any chain.
+  if (absl::Status s = checkValidity(peer.leaf, now); !s.ok()) {
+    return s;
+  }
+
+  X509StackPtr untrusted(sk_X509_new_null());
+  if (untrusted == nullptr) {
+    return absl::InternalError("out of memory");
+  }
+  if (peer.chain != nullptr) {
+    for (int i = 0; i < sk_X509_num(peer.chain); ++i) {
+      X509* cert = sk_X509_value(peer.chain, i);
+      if (X509_cmp(cert, peer.leaf) == 0) {
+        continue;  // The server-side chain may or may not start with the leaf.
+      }
+      X509_up_ref(cert);
+      sk_X509_push(untrusted.get(), cert);
+    }
+  }
+
+  X509StoreCtxPtr ctx(X509_STORE_CTX_new());
+  if (ctx == nullptr ||
+      X509_STORE_CTX_init(ctx.get(), roots.store(), peer.leaf, untrusted.get()) != 1) {
+    ERR_clear_error();
+    return absl::InternalError("cannot initialise certificate verification");
+  }
+  X509_VERIFY_PARAM* param = X509_STORE_CTX_get0_param(ctx.get());
+  // Any pool certificate is an anchor, as in Go. No purpose: EKU is checked below, Go's way
+  // (OpenSSL's SSL-client purpose would also enforce keyUsage, which Go ignores).
+  X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_PARTIAL_CHAIN);
+  X509_VERIFY_PARAM_set_time(param, absl::ToTimeT(now));
+
+  int rc = X509_verify_cert(ctx.get());
+  ERR_clear_error();
+  if (rc != 1) {
+    int err = X509_STORE_CTX_get_error(ctx.get());
+    int depth = X509_STORE_CTX_get_error_depth(ctx.get());
+    X509* current = X509_STORE_CTX_get_current_cert(ctx.get());
+    STACK_OF(X509)* chain = X509_STORE_CTX_get0_chain(ctx.get());
+    switch (err) {
+      case X509_V_ERR_CERT_HAS_EXPIRED:
+      case X509_V_ERR_CERT_NOT_YET_VALID:
+        if (current != nullptr) {
+          absl::Status validity = checkValidity(current, now);
+          std::string why(validity.ok() ? "x509: certificate has expired or is not yet valid"
+                                        : validity.message());
+          if (depth == 0) {
+            return absl::UnauthenticatedError(why);
+          }
+          return absl::UnauthenticatedError(unknownAuthorityWithHint(why, current));
+        }
+        break;
+      case X509_V_ERR_CERT_SIGNATURE_FAILURE:
+        if (chain != nullptr && depth + 1 < sk_X509_num(chain)) {
+          X509* issuer = sk_X509_value(chain, depth + 1);
+          return absl::UnauthenticatedError(
+              unknownAuthorityWithHint(signatureFailureText(issuer), issuer));
+        }
+        break;
+      case X509_V_ERR_INVALID_CA:
+        if (current != nullptr && depth > 0) {
+          return absl::UnauthenticatedError(unknownAuthorityWithHint(
+              "x509: certificate is not authorized to sign other certificates", current));
+        }
+        break;
+      case X509_V_ERR_UNHANDLED_CRITICAL_EXTENSION:
+        if (depth == 0) {
+          return absl::UnauthenticatedError("x509: unhandled critical extension");
+        }
+        break;
+      default:
+        break;
+    }
+    return absl::UnauthenticatedError(kUnknownAuthority);
+  }
+
+  if (!chainAllowsClientAuth(X509_STORE_CTX_get0_chain(ctx.get()))) {
+    return absl::UnauthenticatedError("x509: certificate specifies an incompatible key usage");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace aaproxy
