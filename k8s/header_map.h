@@ -6,9 +6,33 @@
 #include <string_view>
 #include <vector>
 
-#include "absl/strings/match.h"
 
 namespace aaproxy {
+
+// ASCII case-insensitive equality, as HTTP field names compare.
+inline bool equalsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) {
+    return false;
+  }
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i];
+    char y = b[i];
+    if (x >= 'A' && x <= 'Z') {
+      x = static_cast<char>(x + ('a' - 'A'));
+    }
+    if (y >= 'A' && y <= 'Z') {
+      y = static_cast<char>(y + ('a' - 'A'));
+    }
+    if (x != y) {
+      return false;
+    }
+  }
+  return true;
+}
+
+inline bool startsWithIgnoreCase(std::string_view s, std::string_view prefix) {
+  return s.size() >= prefix.size() && equalsIgnoreCase(s.substr(0, prefix.size()), prefix);
+}
 
 struct Header {
   std::string name;
@@ -24,7 +48,7 @@ class HeaderMap {
   // The first value of `name`, or nullopt when absent.
   std::optional<std::string_view> get(std::string_view name) const {
     for (const Header& h : headers_) {
-      if (absl::EqualsIgnoreCase(h.name, name)) {
+      if (equalsIgnoreCase(h.name, name)) {
         return h.value;
       }
     }
@@ -35,7 +59,7 @@ class HeaderMap {
   std::vector<std::string_view> getAll(std::string_view name) const {
     std::vector<std::string_view> values;
     for (const Header& h : headers_) {
-      if (absl::EqualsIgnoreCase(h.name, name)) {
+      if (equalsIgnoreCase(h.name, name)) {
         values.push_back(h.value);
       }
     }
@@ -46,7 +70,7 @@ class HeaderMap {
 
   // Removes every line named `name`; returns how many were removed.
   size_t remove(std::string_view name) {
-    return removeIf([name](const Header& h) { return absl::EqualsIgnoreCase(h.name, name); });
+    return removeIf([name](const Header& h) { return equalsIgnoreCase(h.name, name); });
   }
 
   template <typename Predicate>

@@ -1,0 +1,314 @@
+// A small table-driven flag parser: pflag's syntax (--name=value, --name value, bare bools).
+#include "config/flags.h"
+
+#include <openssl/ssl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <functional>
+#include <optional>
+#include <thread>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/strip.h"
+
+namespace aaproxy {
+namespace {
+
+absl::string_view av(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+
+using Setter = std::function<absl::Status(ProxyOptions&, std::string_view)>;
+
+struct FlagSpec {
+  std::string name;  // without dashes
+  bool is_bool = false;
+  std::string value_name;  // shown in help: "int", "string", "duration", "path"
+  std::string default_text;
+  std::string help;
+  Setter set;
+};
+
+absl::Status invalid(std::string_view value, std::string_view what) {
+  return absl::InvalidArgumentError(absl::StrCat("\"", av(value), "\" ", av(what)));
+}
+
+absl::Status parseInt(std::string_view value, int min, int max, int& out) {
+  int v = 0;
+  if (!absl::SimpleAtoi(av(value), &v) || v < min || v > max) {
+    return invalid(value, absl::StrFormat("is not an integer in [%d, %d]", min, max));
+  }
+  out = v;
+  return absl::OkStatus();
+}
+
+absl::Status parseBool(std::string_view value, bool& out) {
+  // The spellings Go's strconv.ParseBool accepts.
+  static const char* kTrue[] = {"1", "t", "T", "TRUE", "true", "True"};
+  static const char* kFalse[] = {"0", "f", "F", "FALSE", "false", "False"};
+  for (const char* t : kTrue) {
+    if (value == t) {
+      out = true;
+      return absl::OkStatus();
+    }
+  }
+  for (const char* f : kFalse) {
+    if (value == f) {
+      out = false;
+      return absl::OkStatus();
+    }
+  }
+  return invalid(value, "is not a boolean (true or false)");
+}
+
+absl::Status parseDuration(std::string_view value, absl::Duration& out) {
+  absl::Duration d;
+  if (!absl::ParseDuration(av(value), &d) || d < absl::ZeroDuration()) {
+    return invalid(value, "is not a duration like 30s, 1m30s or 500ms");
+  }
+  out = d;
+  return absl::OkStatus();
+}
+
+absl::Status readableFile(std::string_view value, std::string& out) {
+  std::string path(value);
+  if (path.empty()) {
+    return absl::InvalidArgumentError("must not be empty");
+  }
+  if (access(path.c_str(), R_OK) != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot read \"", path, "\": ", std::strerror(errno)));
+  }
+  out = std::move(path);
+  return absl::OkStatus();
+}
+
+absl::Status parseTlsVersion(std::string_view value, int& out) {
+  static const std::pair<const char*, int> kVersions[] = {
+      {"VersionTLS12", TLS1_2_VERSION},
+      {"VersionTLS13", TLS1_3_VERSION},
+  };
+  for (const auto& [name, version] : kVersions) {
+    if (value == name) {
+      out = version;
+      return absl::OkStatus();
+    }
+  }
+  return invalid(value, "is not a supported TLS version (VersionTLS12, VersionTLS13)");
+}
+
+const std::vector<FlagSpec>& flagTable() {
+  static const std::vector<FlagSpec> kFlags = {
+      {"secure-port", false, "int", "8443", "The port on which to serve HTTPS with authentication and authorization.",
+       [](ProxyOptions& o, std::string_view v) { return parseInt(v, 0, 65535, o.secure_port); }},
+      {"bind-address", false, "ip", "0.0.0.0", "The IP address on which to listen for the --secure-port port.",
+       [](ProxyOptions& o, std::string_view v) {
+         if (v.empty()) {
+           return absl::InvalidArgumentError("must not be empty");
+         }
+         o.bind_address = std::string(v);
+         return absl::OkStatus();
+       }},
+      {"tls-cert-file", false, "path", "",
+       "File containing the default x509 certificate for HTTPS (CA cert, if any, concatenated after the "
+       "server cert). If --tls-cert-file and --tls-private-key-file are not provided, a self-signed "
+       "certificate and key are generated in memory.",
+       [](ProxyOptions& o, std::string_view v) { return readableFile(v, o.tls_cert_file); }},
+      {"tls-private-key-file", false, "path", "", "File containing the default x509 private key matching --tls-cert-file.",
+       [](ProxyOptions& o, std::string_view v) { return readableFile(v, o.tls_private_key_file); }},
+      {"tls-min-version", false, "string", "VersionTLS12", "Minimum TLS version supported. Possible values: VersionTLS12, VersionTLS13.",
+       [](ProxyOptions& o, std::string_view v) { return parseTlsVersion(v, o.tls_min_version); }},
+      {"upstream", false, "url", "",
+       "The backend to forward authorized requests to: http://host:port or unix:///path/to.sock. Required.",
+       [](ProxyOptions& o, std::string_view v) -> absl::Status {
+         auto parsed = parseUpstreamAddress(v);
+         if (!parsed.ok()) {
+           return parsed.status();
+         }
+         o.upstream = *std::move(parsed);
+         return absl::OkStatus();
+       }},
+      {"client-ca-file", false, "path", "",
+       "If set, any request presenting a client certificate signed by one of the authorities in the "
+       "client-ca-file is authenticated with an identity corresponding to the CommonName of the client certificate.",
+       [](ProxyOptions& o, std::string_view v) { return readableFile(v, o.client_ca_file); }},
+      {"requestheader-client-ca-file", false, "path", "",
+       "Root certificate bundle to use to verify client certificates on incoming requests before trusting "
+       "usernames in headers specified by --requestheader-username-headers.",
+       [](ProxyOptions& o, std::string_view v) { return readableFile(v, o.requestheader_client_ca_file); }},
+      {"anonymous-auth", true, "bool", "false",
+       "Enables anonymous requests: requests not rejected by another authentication method are treated as "
+       "user system:anonymous in group system:unauthenticated. When false they are answered 401.",
+       [](ProxyOptions& o, std::string_view v) { return parseBool(v, o.anonymous_auth); }},
+      {"workers", false, "int", "number of cores", "Worker threads, each with its own event loop.",
+       [](ProxyOptions& o, std::string_view v) { return parseInt(v, 1, 256, o.workers); }},
+      {"read-header-timeout", false, "duration", "32s",
+       "How long a client may take to complete the TLS handshake and send a request's headers.",
+       [](ProxyOptions& o, std::string_view v) { return parseDuration(v, o.read_header_timeout); }},
+      {"idle-timeout", false, "duration", "90s", "How long an idle keep-alive client connection is kept open.",
+       [](ProxyOptions& o, std::string_view v) { return parseDuration(v, o.idle_timeout); }},
+      {"upstream-connect-timeout", false, "duration", "10s", "How long to wait for a connection to the backend.",
+       [](ProxyOptions& o, std::string_view v) { return parseDuration(v, o.upstream_connect_timeout); }},
+      {"max-header-bytes", false, "int", "1048576",
+       "Largest request header block accepted; larger requests are answered 431.",
+       [](ProxyOptions& o, std::string_view v) {
+         int n = 0;
+         absl::Status s = parseInt(v, 1024, 64 << 20, n);
+         o.max_header_bytes = static_cast<size_t>(n);
+         return s;
+       }},
+      {"max-request-line-bytes", false, "int", "65536",
+       "Longest request line (method, target, version) accepted; longer requests are answered 414.",
+       [](ProxyOptions& o, std::string_view v) {
+         int n = 0;
+         absl::Status s = parseInt(v, 256, 16 << 20, n);
+         o.max_request_line_bytes = static_cast<size_t>(n);
+         return s;
+       }},
+      {"v", false, "int", "0", "Log verbosity: 0 errors and lifecycle, 2 one line per request, 4 connection details.",
+       [](ProxyOptions& o, std::string_view v) { return parseInt(v, 0, 10, o.verbosity); }},
+  };
+  return kFlags;
+}
+
+const FlagSpec* findFlag(std::string_view name) {
+  for (const FlagSpec& f : flagTable()) {
+    if (f.name == name) {
+      return &f;
+    }
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+absl::StatusOr<UpstreamAddress> parseUpstreamAddress(std::string_view value) {
+  UpstreamAddress out;
+  out.display = std::string(value);
+  absl::string_view rest = av(value);
+  if (absl::ConsumePrefix(&rest, "unix://")) {
+    if (rest.empty() || rest[0] != '/') {
+      return invalid(value, "is not unix:///absolute/path.sock");
+    }
+    out.kind = UpstreamAddress::Kind::kUnix;
+    out.path = std::string(rest);
+    return out;
+  }
+  if (!absl::ConsumePrefix(&rest, "http://")) {
+    return invalid(value, "must start with http:// or unix://");
+  }
+  absl::ConsumeSuffix(&rest, "/");
+  if (rest.find('/') != absl::string_view::npos) {
+    return invalid(value, "must not have a path: http://host:port");
+  }
+  absl::string_view host;
+  absl::string_view port;
+  if (absl::ConsumePrefix(&rest, "[")) {
+    size_t close = rest.find(']');
+    if (close == absl::string_view::npos) {
+      return invalid(value, "has an unterminated [IPv6] host");
+    }
+    host = rest.substr(0, close);
+    rest.remove_prefix(close + 1);
+    if (!absl::ConsumePrefix(&rest, ":")) {
+      return invalid(value, "needs a port: http://[::1]:8080");
+    }
+    port = rest;
+  } else {
+    size_t colon = rest.rfind(':');
+    if (colon == absl::string_view::npos) {
+      return invalid(value, "needs a port: http://host:port");
+    }
+    host = rest.substr(0, colon);
+    port = rest.substr(colon + 1);
+  }
+  int p = 0;
+  if (host.empty() || !absl::SimpleAtoi(port, &p) || p <= 0 || p > 65535) {
+    return invalid(value, "needs a host and a port in 1..65535");
+  }
+  out.kind = UpstreamAddress::Kind::kTcp;
+  out.host = std::string(host);
+  out.port = static_cast<uint16_t>(p);
+  return out;
+}
+
+absl::StatusOr<CommandLine> parseCommandLine(const std::vector<std::string>& args) {
+  CommandLine cl;
+  bool upstream_set = false;
+  for (size_t i = 0; i < args.size(); ++i) {
+    absl::string_view arg = args[i];
+    if (arg == "-h" || arg == "--help") {
+      cl.show_help = true;
+      return cl;
+    }
+    absl::string_view body = arg;
+    if (!absl::ConsumePrefix(&body, "--") && !absl::ConsumePrefix(&body, "-")) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unexpected argument \"", arg, "\": flags start with --"));
+    }
+    absl::string_view name = body;
+    std::optional<std::string> value;
+    if (size_t eq = body.find('='); eq != absl::string_view::npos) {
+      name = body.substr(0, eq);
+      value = std::string(body.substr(eq + 1));
+    }
+    const FlagSpec* spec = findFlag(std::string_view(name.data(), name.size()));
+    if (spec == nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown flag --", name, " (see aa-proxy --help)"));
+    }
+    if (!value.has_value()) {
+      if (spec->is_bool) {
+        value = "true";
+      } else if (i + 1 < args.size()) {
+        value = args[++i];
+      } else {
+        return absl::InvalidArgumentError(absl::StrCat("--", spec->name, ": needs a value"));
+      }
+    }
+    if (absl::Status s = spec->set(cl.options, *value); !s.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("--", spec->name, ": ", s.message()));
+    }
+    upstream_set |= spec->name == "upstream";
+  }
+  ProxyOptions& o = cl.options;
+  if (!upstream_set) {
+    return absl::InvalidArgumentError("--upstream: required (http://host:port or unix:///path.sock)");
+  }
+  if (o.tls_cert_file.empty() != o.tls_private_key_file.empty()) {
+    return absl::InvalidArgumentError(
+        o.tls_cert_file.empty() ? "--tls-cert-file: required when --tls-private-key-file is set"
+                                : "--tls-private-key-file: required when --tls-cert-file is set");
+  }
+  if (o.tls_min_version == 0) {
+    o.tls_min_version = TLS1_2_VERSION;
+  }
+  if (o.workers == 0) {
+    o.workers = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  }
+  return cl;
+}
+
+std::string helpText() {
+  std::string out =
+      "aa-proxy: makes an HTTP backend a secure Kubernetes aggregated API server.\n"
+      "It terminates the aggregator's mutual TLS, authenticates and authorizes each request as\n"
+      "k8s.io/apiserver does, and forwards allowed requests to --upstream with clean identity headers.\n\n"
+      "Usage: aa-proxy --upstream http://127.0.0.1:8080 [flags]\n\nFlags:\n";
+  for (const FlagSpec& f : flagTable()) {
+    std::string head = absl::StrCat("  --", f.name, f.is_bool ? "" : absl::StrCat(" ", f.value_name));
+    absl::StrAppend(&out, head, "\n      ", f.help);
+    if (!f.default_text.empty()) {
+      absl::StrAppend(&out, " (default ", f.default_text, ")");
+    }
+    out += "\n";
+  }
+  out += "  -h, --help\n      Print this help.\n";
+  return out;
+}
+
+}  // namespace aaproxy

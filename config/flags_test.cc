@@ -1,0 +1,96 @@
+#include "config/flags.h"
+
+#include <openssl/ssl.h>
+
+#include "gtest/gtest.h"
+
+namespace aaproxy {
+namespace {
+
+absl::StatusOr<CommandLine> parse(std::vector<std::string> args) { return parseCommandLine(args); }
+
+TEST(Flags, DefaultsMatchUpstreamNames) {
+  auto cl = parse({"--upstream", "http://127.0.0.1:8080"});
+  ASSERT_TRUE(cl.ok()) << cl.status();
+  EXPECT_EQ(cl->options.secure_port, 8443);
+  EXPECT_EQ(cl->options.bind_address, "0.0.0.0");
+  EXPECT_EQ(cl->options.tls_min_version, TLS1_2_VERSION);
+  EXPECT_GE(cl->options.workers, 1);
+  EXPECT_EQ(cl->options.upstream.kind, UpstreamAddress::Kind::kTcp);
+  EXPECT_EQ(cl->options.upstream.host, "127.0.0.1");
+  EXPECT_EQ(cl->options.upstream.port, 8080);
+  EXPECT_EQ(cl->options.read_header_timeout, absl::Seconds(32));
+}
+
+TEST(Flags, EqualsAndSpaceFormsAndBareBool) {
+  auto cl = parse({"--secure-port=9443", "--workers", "3", "--anonymous-auth", "-v=4",
+                   "--upstream=unix:///run/backend.sock", "--idle-timeout=1m30s"});
+  ASSERT_TRUE(cl.ok()) << cl.status();
+  EXPECT_EQ(cl->options.secure_port, 9443);
+  EXPECT_EQ(cl->options.workers, 3);
+  EXPECT_TRUE(cl->options.anonymous_auth);
+  EXPECT_EQ(cl->options.verbosity, 4);
+  EXPECT_EQ(cl->options.upstream.kind, UpstreamAddress::Kind::kUnix);
+  EXPECT_EQ(cl->options.upstream.path, "/run/backend.sock");
+  EXPECT_EQ(cl->options.idle_timeout, absl::Seconds(90));
+}
+
+TEST(Flags, HelpListsEveryFlag) {
+  auto cl = parse({"--help"});
+  ASSERT_TRUE(cl.ok());
+  EXPECT_TRUE(cl->show_help);
+  std::string help = helpText();
+  for (const char* flag : {"--secure-port", "--bind-address", "--tls-cert-file", "--tls-private-key-file",
+                           "--tls-min-version", "--upstream", "--client-ca-file",
+                           "--requestheader-client-ca-file", "--workers", "--anonymous-auth", "--v"}) {
+    EXPECT_NE(help.find(flag), std::string::npos) << flag;
+  }
+}
+
+struct BadFlagCase {
+  std::vector<std::string> args;
+  std::string error;
+};
+
+class BadFlags : public ::testing::TestWithParam<BadFlagCase> {};
+
+TEST_P(BadFlags, ErrorNamesTheFlag) {
+  auto cl = parse(GetParam().args);
+  ASSERT_FALSE(cl.ok());
+  EXPECT_EQ(cl.status().message(), GetParam().error);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, BadFlags,
+    ::testing::Values(
+        BadFlagCase{{}, "--upstream: required (http://host:port or unix:///path.sock)"},
+        BadFlagCase{{"--upstream", "http://h:1", "--secure-port", "abc"},
+                    "--secure-port: \"abc\" is not an integer in [0, 65535]"},
+        BadFlagCase{{"--upstream", "ftp://x:1"},
+                    "--upstream: \"ftp://x:1\" must start with http:// or unix://"},
+        BadFlagCase{{"--upstream", "http://host"},
+                    "--upstream: \"http://host\" needs a port: http://host:port"},
+        BadFlagCase{{"--upstream", "unix://relative.sock"},
+                    "--upstream: \"unix://relative.sock\" is not unix:///absolute/path.sock"},
+        BadFlagCase{{"--upstream", "http://h:1", "--no-such-flag"},
+                    "unknown flag --no-such-flag (see aa-proxy --help)"},
+        BadFlagCase{{"--upstream", "http://h:1", "--client-ca-file", "/nonexistent/ca.crt"},
+                    "--client-ca-file: cannot read \"/nonexistent/ca.crt\": No such file or directory"},
+        BadFlagCase{{"--upstream", "http://h:1", "--anonymous-auth=maybe"},
+                    "--anonymous-auth: \"maybe\" is not a boolean (true or false)"},
+        BadFlagCase{{"--upstream", "http://h:1", "--tls-min-version", "VersionTLS10"},
+                    "--tls-min-version: \"VersionTLS10\" is not a supported TLS version "
+                    "(VersionTLS12, VersionTLS13)"},
+        BadFlagCase{{"--upstream", "http://h:1", "--idle-timeout", "soon"},
+                    "--idle-timeout: \"soon\" is not a duration like 30s, 1m30s or 500ms"},
+        BadFlagCase{{"--upstream"}, "--upstream: needs a value"}));
+
+TEST(UpstreamAddress, Ipv6) {
+  auto a = parseUpstreamAddress("http://[::1]:8080/");
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->host, "::1");
+  EXPECT_EQ(a->port, 8080);
+}
+
+}  // namespace
+}  // namespace aaproxy

@@ -1,0 +1,55 @@
+// Every setting of aa-proxy, parsed and validated once; the data path only reads these structs.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace aaproxy {
+
+// Where the backend listens: plain HTTP over TCP or a Unix socket.
+struct UpstreamAddress {
+  enum class Kind { kTcp, kUnix };
+  Kind kind = Kind::kTcp;
+  std::string host;  // kTcp
+  uint16_t port = 0;  // kTcp
+  std::string path;   // kUnix
+  std::string display;  // as given on the command line
+
+  bool operator==(const UpstreamAddress&) const = default;
+};
+
+// Parses `http://host:port` (IPv6 in brackets) or `unix:///abs/path.sock`.
+absl::StatusOr<UpstreamAddress> parseUpstreamAddress(std::string_view value);
+
+struct ProxyOptions {
+  // Serving.
+  std::string bind_address = "0.0.0.0";
+  int secure_port = 8443;
+  std::string tls_cert_file;
+  std::string tls_private_key_file;
+  int tls_min_version = 0;  // an OpenSSL TLS1_x_VERSION constant
+  int workers = 0;          // 0 = number of cores
+
+  // Backend.
+  UpstreamAddress upstream;
+
+  // Client certificate trust.
+  std::string client_ca_file;
+  std::string requestheader_client_ca_file;
+  bool anonymous_auth = false;
+
+  // HTTP limits and timeouts (defaults as k8s.io/apiserver's secure serving where it has one).
+  absl::Duration read_header_timeout = absl::Seconds(32);
+  absl::Duration idle_timeout = absl::Seconds(90);
+  absl::Duration upstream_connect_timeout = absl::Seconds(10);
+  size_t max_header_bytes = 1 << 20;
+  size_t max_request_line_bytes = 64 << 10;
+
+  int verbosity = 0;
+};
+
+}  // namespace aaproxy

@@ -1,0 +1,752 @@
+// The request/response state machine. Requests on one connection are handled strictly in order:
+// the parser is paused at the end of each request until its response has been written, so
+// pipelined requests wait in the input buffer. Bodies stream in both directions with watermarks.
+#include "proxy/client_connection.h"
+
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include <climits>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/logging.h"
+#include "k8s/status.h"
+#include "proxy/identity.h"
+#include "proxy/worker.h"
+
+namespace aaproxy {
+namespace {
+
+// A local answer to a request whose body is bigger than this closes the connection instead of
+// reading the body (Go's net/http drains up to 256 KiB the same way).
+constexpr uint64_t kMaxDiscardBody = 256 << 10;
+
+ClientConnection* fromParser(http_parser* parser) {
+  return static_cast<ClientConnection*>(parser->data);
+}
+
+void writeChunk(bufferevent* bev, const char* data, size_t len) {
+  char size_line[24];
+  int n = std::snprintf(size_line, sizeof(size_line), "%zx\r\n", len);
+  evbuffer* out = bufferevent_get_output(bev);
+  evbuffer_add(out, size_line, static_cast<size_t>(n));
+  evbuffer_add(out, data, len);
+  evbuffer_add(out, "\r\n", 2);
+}
+
+}  // namespace
+
+ClientConnection::ClientConnection(Worker& worker, BufferEventPtr bev, std::string peer_ip)
+    : worker_(worker), bev_(std::move(bev)), peer_ip_(std::move(peer_ip)) {
+  http_parser_init(&request_parser_, HTTP_REQUEST);
+  request_parser_.data = this;
+  http_parser_init(&response_parser_, HTTP_RESPONSE);
+  response_parser_.data = this;
+}
+
+ClientConnection::~ClientConnection() = default;
+
+void ClientConnection::start() {
+  bufferevent* bev = bev_.get();
+  bufferevent_setcb(bev, &onDownstreamRead, &onDownstreamWrite, &onDownstreamEvent, this);
+  bufferevent_setwatermark(bev, EV_READ, 0, kBufferHighWatermark);
+  bufferevent_setwatermark(bev, EV_WRITE, kBufferLowWatermark, 0);
+  bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+  bufferevent_enable(bev, EV_READ | EV_WRITE);
+  timer_.reset(evtimer_new(worker_.loop().base(), &onTimer, this));
+  // The TLS handshake and the first request head share the header deadline.
+  armTimer(worker_.options().read_header_timeout);
+}
+
+void ClientConnection::armTimer(absl::Duration timeout) {
+  timeval tv = absl::ToTimeval(timeout);
+  evtimer_add(timer_.get(), &tv);
+}
+
+void ClientConnection::onTimer(evutil_socket_t, short, void* self) {
+  auto* conn = static_cast<ClientConnection*>(self);
+  if (conn->phase_ == Phase::kAwaitingRequest || conn->phase_ == Phase::kReadingHead) {
+    AA_VLOG(4) << "closing " << conn->peer_ip_ << ": "
+               << (conn->phase_ == Phase::kAwaitingRequest ? "idle" : "request header") << " timeout";
+    conn->closeNow();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Downstream events.
+
+void ClientConnection::onDownstreamEvent(bufferevent* bev, short what, void* self) {
+  auto* conn = static_cast<ClientConnection*>(self);
+  if (what & BEV_EVENT_CONNECTED) {
+    conn->handshake_done_ = true;
+    SSL* ssl = bufferevent_openssl_get_ssl(bev);
+    conn->peer_leaf_.reset(SSL_get1_peer_certificate(ssl));
+    conn->peer_chain_ = SSL_get_peer_cert_chain(ssl);
+    AA_VLOG(4) << "TLS handshake with " << conn->peer_ip_ << " done: " << SSL_get_version(ssl)
+               << (SSL_session_reused(ssl) ? " (resumed)" : "")
+               << (conn->peer_leaf_ ? " with client certificate" : " without client certificate");
+    return;
+  }
+  if (what & BEV_EVENT_ERROR) {
+    unsigned long ssl_error = bufferevent_get_openssl_error(bev);
+    if (ssl_error != 0) {
+      char buf[256];
+      ERR_error_string_n(ssl_error, buf, sizeof(buf));
+      AA_VLOG(2) << "TLS error from " << conn->peer_ip_ << ": " << buf;
+    }
+  }
+  if (conn->phase_ == Phase::kTunnel && conn->upstream_) {
+    // The client finished: let the backend see what is left, then end both sides.
+    conn->upstream_.reset();
+  }
+  conn->closeNow();
+}
+
+void ClientConnection::onDownstreamRead(bufferevent*, void* self) {
+  static_cast<ClientConnection*>(self)->processDownstreamInput();
+}
+
+void ClientConnection::onDownstreamWrite(bufferevent* bev, void* self) {
+  auto* conn = static_cast<ClientConnection*>(self);
+  if (conn->close_after_flush_) {
+    if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+      conn->closeNow();
+    }
+    return;
+  }
+  if (conn->phase_ == Phase::kTunnel) {
+    if (conn->upstream_) {
+      bufferevent_enable(conn->upstream_->bev(), EV_READ);
+      conn->pumpTunnel(conn->upstream_->bev(), conn->bev_.get());
+    }
+    return;
+  }
+  if (conn->upstream_read_blocked_ && conn->upstream_) {
+    conn->upstream_read_blocked_ = false;
+    bufferevent_enable(conn->upstream_->bev(), EV_READ);
+    conn->processUpstreamInput();
+  }
+}
+
+bool ClientConnection::forwardingBodyBlocked() const {
+  return phase_ == Phase::kForwarding && upstream_ &&
+         evbuffer_get_length(bufferevent_get_output(upstream_->bev())) >= kBufferHighWatermark;
+}
+
+void ClientConnection::processDownstreamInput() {
+  if (phase_ == Phase::kTunnel) {
+    if (upstream_) {
+      pumpTunnel(bev_.get(), upstream_->bev());
+    }
+    return;
+  }
+  evbuffer* input = bufferevent_get_input(bev_.get());
+  while (evbuffer_get_length(input) > 0) {
+    if (phase_ == Phase::kClosing || phase_ == Phase::kAdmitting ||
+        request_pause_ != PauseReason::kNone || forwardingBodyBlocked()) {
+      return;
+    }
+    if (phase_ == Phase::kAwaitingRequest) {
+      phase_ = Phase::kReadingHead;
+      request_start_ = absl::Now();
+      armTimer(worker_.options().read_header_timeout);
+    }
+    evbuffer_iovec vec;
+    if (evbuffer_peek(input, -1, nullptr, &vec, 1) < 1) {
+      return;
+    }
+    size_t parsed = http_parser_execute(&request_parser_, &requestSettings(),
+                                        static_cast<const char*>(vec.iov_base), vec.iov_len);
+    evbuffer_drain(input, parsed);
+    http_errno err = HTTP_PARSER_ERRNO(&request_parser_);
+    if (err == HPE_PAUSED) {
+      PauseReason reason = request_pause_;
+      if (reason == PauseReason::kHeadComplete) {
+        startAdmission();
+      } else if (reason == PauseReason::kMessageComplete) {
+        onRequestComplete();
+      }
+      continue;  // the loop re-checks whether parsing may go on
+    }
+    if (err != HPE_OK) {
+      int status = parse_error_status_ != 0 ? parse_error_status_ : 400;
+      if (err == HPE_HEADER_OVERFLOW) {
+        status = 431;
+      }
+      if (phase_ == Phase::kReadingHead) {
+        std::string message =
+            status == 431   ? "Request Header Fields Too Large"
+            : status == 414 ? "Request-URI Too Long"
+                            : absl::StrCat("malformed HTTP request: ", http_errno_description(err));
+        AA_VLOG(2) << "bad request from " << peer_ip_ << ": " << message;
+        respondWithStatus(status, status == 400 ? "BadRequest" : "", message);
+        closeAfterFlush();
+      } else {
+        closeNow();  // a broken body mid-stream: nothing sensible to answer
+      }
+      return;
+    }
+    if (parsed < vec.iov_len) {
+      closeNow();
+      return;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Request parsing.
+
+int ClientConnection::onRequestUrl(http_parser* p, const char* at, size_t len) {
+  ClientConnection* c = fromParser(p);
+  c->request_line_bytes_ += len;
+  if (c->request_line_bytes_ > c->worker_.options().max_request_line_bytes) {
+    c->parse_error_status_ = 414;
+    return 1;
+  }
+  c->head_.target.append(at, len);
+  return 0;
+}
+
+int ClientConnection::onRequestHeaderField(http_parser* p, const char* at, size_t len) {
+  ClientConnection* c = fromParser(p);
+  c->header_bytes_ += len;
+  if (c->header_bytes_ > c->worker_.options().max_header_bytes) {
+    c->parse_error_status_ = 431;
+    return 1;
+  }
+  if (c->header_value_pending_) {
+    c->head_.headers.add(std::move(c->header_field_), std::move(c->header_value_));
+    c->header_field_.clear();
+    c->header_value_.clear();
+    c->header_value_pending_ = false;
+  }
+  c->header_field_.append(at, len);
+  return 0;
+}
+
+int ClientConnection::onRequestHeaderValue(http_parser* p, const char* at, size_t len) {
+  ClientConnection* c = fromParser(p);
+  c->header_bytes_ += len;
+  if (c->header_bytes_ > c->worker_.options().max_header_bytes) {
+    c->parse_error_status_ = 431;
+    return 1;
+  }
+  c->header_value_.append(at, len);
+  c->header_value_pending_ = true;
+  return 0;
+}
+
+int ClientConnection::onRequestHeadersComplete(http_parser* p) {
+  ClientConnection* c = fromParser(p);
+  if (c->header_value_pending_ || !c->header_field_.empty()) {
+    c->head_.headers.add(std::move(c->header_field_), std::move(c->header_value_));
+    c->header_field_.clear();
+    c->header_value_.clear();
+    c->header_value_pending_ = false;
+  }
+  RequestHead& head = c->head_;
+  head.method = http_method_str(static_cast<http_method>(p->method));
+  head.http_major = p->http_major;
+  head.http_minor = p->http_minor;
+  head.keep_alive = http_should_keep_alive(p) != 0;
+  head.upgrade = p->upgrade != 0;
+  head.chunked = (p->flags & F_CHUNKED) != 0;
+  if (head.headers.has("Content-Length") && !head.chunked) {
+    head.content_length = p->content_length;
+  }
+  c->request_pause_ = PauseReason::kHeadComplete;
+  http_parser_pause(p, 1);
+  return 0;
+}
+
+int ClientConnection::onRequestBody(http_parser* p, const char* at, size_t len) {
+  ClientConnection* c = fromParser(p);
+  if (c->phase_ != Phase::kForwarding || !c->upstream_) {
+    return 0;  // discarded (local answer) or the backend is gone
+  }
+  if (c->head_.chunked) {
+    writeChunk(c->upstream_->bev(), at, len);
+  } else {
+    bufferevent_write(c->upstream_->bev(), at, len);
+  }
+  c->request_body_sent_ += len;
+  return 0;
+}
+
+int ClientConnection::onRequestMessageComplete(http_parser* p) {
+  ClientConnection* c = fromParser(p);
+  if (c->phase_ == Phase::kForwarding && c->upstream_ && c->head_.chunked) {
+    bufferevent_write(c->upstream_->bev(), "0\r\n\r\n", 5);
+  }
+  c->request_pause_ = PauseReason::kMessageComplete;
+  http_parser_pause(p, 1);
+  return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Admission and forwarding.
+
+void ClientConnection::startAdmission() {
+  phase_ = Phase::kAdmitting;
+  evtimer_del(timer_.get());
+  ConnectionInfo info;
+  info.peer_ip = peer_ip_;
+  info.peer_leaf = peer_leaf_.get();
+  info.peer_chain = peer_chain_;
+  uint64_t seq = ++request_seq_;
+  std::weak_ptr<ClientConnection> weak = weak_from_this();
+  worker_.admission().admit(head_, info, worker_.loop(),
+                            [weak, seq](AdmissionVerdict verdict) {
+                              std::shared_ptr<ClientConnection> self = weak.lock();
+                              if (self && self->request_seq_ == seq &&
+                                  self->phase_ == Phase::kAdmitting) {
+                                self->onAdmitted(std::move(verdict));
+                              }
+                            });
+}
+
+void ClientConnection::onAdmitted(AdmissionVerdict verdict) {
+  if (verdict.kind == AdmissionVerdict::Kind::kForward) {
+    user_name_ = verdict.user.name;
+    startForwarding(verdict.user);
+    return;
+  }
+  respondLocally(verdict.status, verdict.content_type, verdict.body, verdict.headers);
+}
+
+void ClientConnection::respondWithStatus(int status, std::string_view reason,
+                                         std::string_view message) {
+  std::string reason_text(reason);
+  if (reason_text.empty()) {
+    reason_text = std::string(httpReasonPhrase(status));
+    reason_text.erase(std::remove(reason_text.begin(), reason_text.end(), ' '), reason_text.end());
+  }
+  respondLocally(status, "application/json", failureStatusJson(status, reason_text, message), {});
+}
+
+void ClientConnection::respondLocally(int status, const std::string& content_type,
+                                      const std::string& body, const HeaderMap& headers) {
+  // Keep the connection only if the rest of the request is cheap to read past.
+  bool body_unread = !request_complete_ && head_.hasBody();
+  bool close = !head_.keep_alive || head_.upgrade || phase_ == Phase::kReadingHead ||
+               (body_unread && (head_.chunked || head_.content_length.value_or(0) > kMaxDiscardBody)) ||
+               (phase_ == Phase::kForwarding && !request_complete_);
+  std::string response =
+      serializeLocalResponse(status, content_type, body, headers, close, head_.http_minor);
+  bufferevent_write(bev_.get(), response.data(), response.size());
+  logRequest(status);
+  releaseUpstream(false);
+  if (close) {
+    closeAfterFlush();
+    return;
+  }
+  phase_ = Phase::kRespondingLocally;
+  response_complete_ = true;
+  close_after_response_ = false;
+  if (request_complete_) {
+    finishCycle();
+    return;
+  }
+  request_pause_ = PauseReason::kNone;
+  http_parser_pause(&request_parser_, 0);
+  processDownstreamInput();
+}
+
+void ClientConnection::startForwarding(const UserInfo& user) {
+  setIdentityHeaders(head_.headers, user);
+  if (head_.http_minor >= 1) {
+    if (std::optional<std::string_view> expect = head_.headers.get("Expect");
+        expect && absl::EqualsIgnoreCase(absl::string_view(expect->data(), expect->size()),
+                                         "100-continue")) {
+      // Answered here, as Go's server does when the handler starts reading the body.
+      bufferevent_write(bev_.get(), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+    }
+  }
+  upstream_request_ = serializeUpstreamRequest(head_, peer_ip_);
+  phase_ = Phase::kForwarding;
+  connectUpstream();
+  if (phase_ != Phase::kForwarding) {
+    return;
+  }
+  request_pause_ = PauseReason::kNone;
+  http_parser_pause(&request_parser_, 0);
+  processDownstreamInput();
+}
+
+void ClientConnection::connectUpstream() {
+  http_parser_init(&response_parser_, HTTP_RESPONSE);
+  response_parser_.data = this;
+  response_paused_ = false;
+  response_bytes_seen_ = false;
+  upstream_ = worker_.upstreamPool().acquire(*this);
+  if (!upstream_) {
+    onUpstreamClosed("cannot create a socket");
+    return;
+  }
+  bufferevent_write(upstream_->bev(), upstream_request_.data(), upstream_request_.size());
+}
+
+void ClientConnection::onUpstreamConnected() {}
+
+void ClientConnection::onUpstreamDrained() {
+  if (phase_ == Phase::kTunnel) {
+    bufferevent_enable(bev_.get(), EV_READ);
+    pumpTunnel(bev_.get(), upstream_->bev());
+    return;
+  }
+  if (phase_ == Phase::kForwarding && request_pause_ == PauseReason::kNone) {
+    processDownstreamInput();
+  }
+}
+
+void ClientConnection::onUpstreamClosed(const std::string& error) {
+  if (phase_ == Phase::kTunnel) {
+    upstream_.reset();
+    closeAfterFlush();
+    return;
+  }
+  bool never_connected = upstream_ && !upstream_->connected();
+  bool stale_reuse = upstream_ && upstream_->reused() && !response_bytes_seen_ &&
+                     request_body_sent_ == 0 && !head_.hasBody();
+  if (!response_started_ && !response_bytes_seen_ && stale_reuse) {
+    // The backend closed an idle pooled connection just as we picked it: try once on a new one.
+    AA_VLOG(4) << "retrying " << head_.method << " " << head_.target << " on a new connection";
+    upstream_.reset();
+    connectUpstream();
+    return;
+  }
+  if (response_started_ && framing_ == BodyFraming::kUntilClose && error.empty()) {
+    // A close-delimited body ends with the connection: tell the parser.
+    http_parser_execute(&response_parser_, &responseSettings(), nullptr, 0);
+    if (response_complete_) {
+      return;
+    }
+  }
+  upstream_.reset();
+  if (response_started_) {
+    AA_VLOG(2) << "backend closed mid-response for " << head_.method << " " << head_.target
+               << (error.empty() ? "" : ": " + error);
+    closeAfterFlush();
+    return;
+  }
+  std::string reason = error.empty() ? "connection closed before a response" : error;
+  AA_LOG(E) << "backend " << worker_.options().upstream.display << " unavailable for "
+            << head_.method << " " << head_.target << ": " << reason;
+  if (never_connected) {
+    respondWithStatus(503, "ServiceUnavailable", absl::StrCat("backend unavailable: ", reason));
+  } else {
+    respondWithStatus(502, "InternalError", absl::StrCat("error reading from backend: ", reason));
+  }
+}
+
+void ClientConnection::releaseUpstream(bool reusable) {
+  if (!upstream_) {
+    return;
+  }
+  if (reusable) {
+    worker_.upstreamPool().release(std::move(upstream_));
+  } else {
+    upstream_.reset();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Response parsing and streaming.
+
+void ClientConnection::onUpstreamReadable() {
+  if (phase_ == Phase::kTunnel) {
+    pumpTunnel(upstream_->bev(), bev_.get());
+    return;
+  }
+  processUpstreamInput();
+}
+
+void ClientConnection::processUpstreamInput() {
+  if (!upstream_) {
+    return;
+  }
+  evbuffer* input = bufferevent_get_input(upstream_->bev());
+  while (upstream_ && evbuffer_get_length(input) > 0 && !response_paused_) {
+    if (phase_ != Phase::kForwarding) {
+      return;
+    }
+    if (evbuffer_get_length(bufferevent_get_output(bev_.get())) >= kBufferHighWatermark) {
+      upstream_read_blocked_ = true;
+      bufferevent_disable(upstream_->bev(), EV_READ);
+      return;
+    }
+    response_bytes_seen_ = true;
+    evbuffer_iovec vec;
+    if (evbuffer_peek(input, -1, nullptr, &vec, 1) < 1) {
+      return;
+    }
+    size_t parsed = http_parser_execute(&response_parser_, &responseSettings(),
+                                        static_cast<const char*>(vec.iov_base), vec.iov_len);
+    evbuffer_drain(input, parsed);
+    http_errno err = HTTP_PARSER_ERRNO(&response_parser_);
+    if (err == HPE_PAUSED) {
+      if (tunnel_pending_) {
+        enterTunnel();
+      } else {
+        onResponseComplete();
+      }
+      return;
+    }
+    if (err != HPE_OK || parsed < vec.iov_len) {
+      AA_LOG(E) << "malformed response from backend for " << head_.method << " " << head_.target
+                << ": " << http_errno_description(err);
+      upstream_.reset();
+      if (response_started_) {
+        closeAfterFlush();
+      } else {
+        respondWithStatus(502, "InternalError", "malformed response from backend");
+      }
+      return;
+    }
+  }
+}
+
+int ClientConnection::onResponseStatus(http_parser* p, const char* at, size_t len) {
+  fromParser(p)->response_head_.reason.append(at, len);
+  return 0;
+}
+
+int ClientConnection::onResponseHeaderField(http_parser* p, const char* at, size_t len) {
+  ClientConnection* c = fromParser(p);
+  if (c->response_value_pending_) {
+    c->response_head_.headers.add(std::move(c->response_field_), std::move(c->response_value_));
+    c->response_field_.clear();
+    c->response_value_.clear();
+    c->response_value_pending_ = false;
+  }
+  c->response_field_.append(at, len);
+  return 0;
+}
+
+int ClientConnection::onResponseHeaderValue(http_parser* p, const char* at, size_t len) {
+  ClientConnection* c = fromParser(p);
+  c->response_value_.append(at, len);
+  c->response_value_pending_ = true;
+  return 0;
+}
+
+int ClientConnection::onResponseHeadersComplete(http_parser* p) {
+  ClientConnection* c = fromParser(p);
+  if (c->response_value_pending_ || !c->response_field_.empty()) {
+    c->response_head_.headers.add(std::move(c->response_field_), std::move(c->response_value_));
+    c->response_field_.clear();
+    c->response_value_.clear();
+    c->response_value_pending_ = false;
+  }
+  ResponseHead& head = c->response_head_;
+  head.status = p->status_code;
+  head.http_major = p->http_major;
+  head.http_minor = p->http_minor;
+  head.keep_alive = http_should_keep_alive(p) != 0;
+  head.chunked = (p->flags & F_CHUNKED) != 0;
+  if (head.headers.has("Content-Length") && !head.chunked) {
+    head.content_length = p->content_length;
+  }
+  const bool is_head = c->head_.method == "HEAD";
+  const bool interim = head.status / 100 == 1 && head.status != 101;
+  const bool body_allowed = !is_head && head.status != 204 && head.status != 304;
+  if (head.status == 100) {
+    // Expect was not forwarded, so this is unsolicited; the client already got ours.
+  } else if (head.status == 101 && !c->head_.upgrade) {
+    c->parse_error_status_ = 502;
+    return -1;
+  } else {
+    DownstreamResponse out =
+        buildDownstreamResponse(head, c->head_, body_allowed, c->head_.keep_alive);
+    bufferevent_write(c->bev_.get(), out.head.data(), out.head.size());
+    if (!interim) {
+      c->response_started_ = true;
+      c->framing_ = out.framing;
+      c->close_after_response_ = out.close_after;
+      c->response_status_ = head.status;
+    }
+    if (head.status == 101) {
+      c->tunnel_pending_ = true;
+    }
+  }
+  if (interim) {
+    return 0;
+  }
+  return is_head ? 1 : 0;
+}
+
+int ClientConnection::onResponseBody(http_parser* p, const char* at, size_t len) {
+  ClientConnection* c = fromParser(p);
+  if (c->framing_ == BodyFraming::kChunked) {
+    writeChunk(c->bev_.get(), at, len);
+  } else if (c->framing_ != BodyFraming::kNone) {
+    bufferevent_write(c->bev_.get(), at, len);
+  }
+  return 0;
+}
+
+int ClientConnection::onResponseMessageComplete(http_parser* p) {
+  ClientConnection* c = fromParser(p);
+  int status = c->response_head_.status;
+  if (status / 100 == 1 && status != 101) {
+    c->response_head_ = ResponseHead();  // an interim response; the final one follows
+    return 0;
+  }
+  if (c->framing_ == BodyFraming::kChunked) {
+    bufferevent_write(c->bev_.get(), "0\r\n\r\n", 5);
+  }
+  c->response_paused_ = true;
+  http_parser_pause(p, 1);
+  return 0;
+}
+
+void ClientConnection::onResponseComplete() {
+  response_complete_ = true;
+  logRequest(response_status_);
+  bool upstream_reusable = request_complete_ && http_should_keep_alive(&response_parser_) != 0 &&
+                           framing_ != BodyFraming::kUntilClose;
+  releaseUpstream(upstream_reusable);
+  if (!request_complete_) {
+    // The backend answered before the request body was sent; the connection cannot continue.
+    closeAfterFlush();
+    return;
+  }
+  finishCycle();
+}
+
+void ClientConnection::onRequestComplete() {
+  request_complete_ = true;
+  if (phase_ == Phase::kRespondingLocally) {
+    finishCycle();
+  } else if (phase_ == Phase::kForwarding && response_complete_) {
+    finishCycle();
+  }
+}
+
+void ClientConnection::finishCycle() {
+  if (close_after_response_ || !head_.keep_alive) {
+    closeAfterFlush();
+    return;
+  }
+  // Ready for the next request, which may already be waiting in the input buffer.
+  head_ = RequestHead();
+  response_head_ = ResponseHead();
+  request_line_bytes_ = 0;
+  header_bytes_ = 0;
+  parse_error_status_ = 0;
+  request_complete_ = false;
+  request_body_sent_ = 0;
+  upstream_request_.clear();
+  user_name_.clear();
+  response_started_ = false;
+  response_complete_ = false;
+  response_bytes_seen_ = false;
+  response_paused_ = false;
+  close_after_response_ = false;
+  framing_ = BodyFraming::kNone;
+  response_status_ = 0;
+  phase_ = Phase::kAwaitingRequest;
+  armTimer(worker_.options().idle_timeout);
+  request_pause_ = PauseReason::kNone;
+  http_parser_pause(&request_parser_, 0);
+  processDownstreamInput();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Upgrades: after a 101 the connection is a byte pipe in both directions.
+
+void ClientConnection::enterTunnel() {
+  phase_ = Phase::kTunnel;
+  tunnel_pending_ = false;
+  logRequest(101);
+  evtimer_del(timer_.get());
+  pumpTunnel(bev_.get(), upstream_->bev());
+  pumpTunnel(upstream_->bev(), bev_.get());
+}
+
+void ClientConnection::pumpTunnel(bufferevent* from, bufferevent* to) {
+  evbuffer* out = bufferevent_get_output(to);
+  evbuffer_add_buffer(out, bufferevent_get_input(from));
+  if (evbuffer_get_length(out) >= kBufferHighWatermark) {
+    bufferevent_disable(from, EV_READ);  // re-enabled by `to`'s write callback
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Closing.
+
+void ClientConnection::closeAfterFlush() {
+  if (phase_ == Phase::kClosing && !close_after_flush_) {
+    return;
+  }
+  phase_ = Phase::kClosing;
+  close_after_flush_ = true;
+  bufferevent_disable(bev_.get(), EV_READ);
+  if (evbuffer_get_length(bufferevent_get_output(bev_.get())) == 0) {
+    closeNow();
+    return;
+  }
+  bufferevent_setwatermark(bev_.get(), EV_WRITE, 0, 0);
+  bufferevent_enable(bev_.get(), EV_WRITE);
+}
+
+void ClientConnection::closeNow() {
+  if (!bev_) {
+    return;
+  }
+  phase_ = Phase::kClosing;
+  close_after_flush_ = false;
+  evtimer_del(timer_.get());
+  upstream_.reset();
+  if (handshake_done_) {
+    // close_notify lets clients tell a complete close-delimited body from a truncated one.
+    SSL* ssl = bufferevent_openssl_get_ssl(bev_.get());
+    SSL_set_quiet_shutdown(ssl, 0);
+    SSL_shutdown(ssl);
+  }
+  bufferevent_setcb(bev_.get(), nullptr, nullptr, nullptr, nullptr);
+  bev_.reset();
+  worker_.retire(this);
+}
+
+void ClientConnection::logRequest(int status) {
+  constexpr size_t kMaxLoggedTarget = 256;
+  std::string_view target = head_.target;
+  AA_VLOG(2) << "\"" << head_.method << " " << target.substr(0, kMaxLoggedTarget)
+             << (target.size() > kMaxLoggedTarget ? "..." : "") << "\" user=\"" << user_name_
+             << "\" status=" << status << " latency="
+             << absl::FormatDuration(absl::Now() - request_start_) << " client=" << peer_ip_;
+}
+
+const http_parser_settings& ClientConnection::requestSettings() {
+  static const http_parser_settings settings = [] {
+    http_parser_settings s{};
+    s.on_url = &ClientConnection::onRequestUrl;
+    s.on_header_field = &ClientConnection::onRequestHeaderField;
+    s.on_header_value = &ClientConnection::onRequestHeaderValue;
+    s.on_headers_complete = &ClientConnection::onRequestHeadersComplete;
+    s.on_body = &ClientConnection::onRequestBody;
+    s.on_message_complete = &ClientConnection::onRequestMessageComplete;
+    return s;
+  }();
+  return settings;
+}
+
+const http_parser_settings& ClientConnection::responseSettings() {
+  static const http_parser_settings settings = [] {
+    http_parser_settings s{};
+    s.on_status = &ClientConnection::onResponseStatus;
+    s.on_header_field = &ClientConnection::onResponseHeaderField;
+    s.on_header_value = &ClientConnection::onResponseHeaderValue;
+    s.on_headers_complete = &ClientConnection::onResponseHeadersComplete;
+    s.on_body = &ClientConnection::onResponseBody;
+    s.on_message_complete = &ClientConnection::onResponseMessageComplete;
+    return s;
+  }();
+  return settings;
+}
+
+}  // namespace aaproxy

@@ -1,0 +1,138 @@
+// One client (downstream) TLS connection: parses requests with http-parser, runs admission,
+// forwards to a backend connection and streams the response back, one request at a time.
+#pragma once
+
+#include <http_parser.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/time/time.h"
+#include "proxy/admission.h"
+#include "proxy/http_message.h"
+#include "proxy/libevent_handles.h"
+#include "proxy/upstream_pool.h"
+
+namespace aaproxy {
+
+class Worker;
+
+class ClientConnection : public UpstreamConnection::Handler,
+                         public std::enable_shared_from_this<ClientConnection> {
+ public:
+  ClientConnection(Worker& worker, BufferEventPtr bev, std::string peer_ip);
+  ~ClientConnection() override;
+
+  void start();
+  // Closes at once (shutdown, fatal errors).
+  void closeNow();
+
+  // UpstreamConnection::Handler
+  void onUpstreamConnected() override;
+  void onUpstreamReadable() override;
+  void onUpstreamDrained() override;
+  void onUpstreamClosed(const std::string& error) override;
+
+ private:
+  enum class Phase {
+    kAwaitingRequest,  // keep-alive idle (or TLS handshake)
+    kReadingHead,
+    kAdmitting,
+    kForwarding,
+    kRespondingLocally,  // a local answer was written; the request body is being discarded
+    kTunnel,
+    kClosing,
+  };
+  enum class PauseReason { kNone, kHeadComplete, kMessageComplete };
+
+  // Downstream bufferevent callbacks.
+  static void onDownstreamRead(bufferevent*, void* self);
+  static void onDownstreamWrite(bufferevent*, void* self);
+  static void onDownstreamEvent(bufferevent*, short what, void* self);
+  static void onTimer(evutil_socket_t, short, void* self);
+
+  // Request parser callbacks.
+  static int onRequestUrl(http_parser*, const char* at, size_t len);
+  static int onRequestHeaderField(http_parser*, const char* at, size_t len);
+  static int onRequestHeaderValue(http_parser*, const char* at, size_t len);
+  static int onRequestHeadersComplete(http_parser*);
+  static int onRequestBody(http_parser*, const char* at, size_t len);
+  static int onRequestMessageComplete(http_parser*);
+
+  // Response parser callbacks.
+  static int onResponseStatus(http_parser*, const char* at, size_t len);
+  static int onResponseHeaderField(http_parser*, const char* at, size_t len);
+  static int onResponseHeaderValue(http_parser*, const char* at, size_t len);
+  static int onResponseHeadersComplete(http_parser*);
+  static int onResponseBody(http_parser*, const char* at, size_t len);
+  static int onResponseMessageComplete(http_parser*);
+
+  static const http_parser_settings& requestSettings();
+  static const http_parser_settings& responseSettings();
+
+  void processDownstreamInput();
+  void processUpstreamInput();
+  void startAdmission();
+  void onAdmitted(AdmissionVerdict verdict);
+  void startForwarding(const UserInfo& user);
+  void connectUpstream();
+  void respondLocally(int status, const std::string& content_type, const std::string& body,
+                      const HeaderMap& headers);
+  void respondWithStatus(int status, std::string_view reason, std::string_view message);
+  void onRequestComplete();
+  void onResponseComplete();
+  void finishCycle();
+  void enterTunnel();
+  void pumpTunnel(bufferevent* from, bufferevent* to);
+  void closeAfterFlush();
+  void armTimer(absl::Duration timeout);
+  void logRequest(int status);
+  void releaseUpstream(bool reusable);
+  bool forwardingBodyBlocked() const;
+
+  Worker& worker_;
+  BufferEventPtr bev_;
+  std::string peer_ip_;
+  X509Ptr peer_leaf_;
+  STACK_OF(X509)* peer_chain_ = nullptr;  // owned by the SSL session
+  bool handshake_done_ = false;
+  EventPtr timer_;
+  Phase phase_ = Phase::kAwaitingRequest;
+  bool close_after_flush_ = false;
+
+  // Request side.
+  http_parser request_parser_;
+  PauseReason request_pause_ = PauseReason::kNone;
+  RequestHead head_;
+  std::string header_field_;
+  std::string header_value_;
+  bool header_value_pending_ = false;
+  size_t request_line_bytes_ = 0;
+  size_t header_bytes_ = 0;
+  int parse_error_status_ = 0;
+  bool request_complete_ = false;
+  uint64_t request_seq_ = 0;
+  uint64_t request_body_sent_ = 0;
+  std::string upstream_request_;  // kept for one retry on a stale pooled connection
+  absl::Time request_start_;
+  std::string user_name_;
+
+  // Response side.
+  std::unique_ptr<UpstreamConnection> upstream_;
+  http_parser response_parser_;
+  bool response_paused_ = false;
+  ResponseHead response_head_;
+  std::string response_field_;
+  std::string response_value_;
+  bool response_value_pending_ = false;
+  bool response_started_ = false;  // a final head was written downstream
+  bool response_complete_ = false;
+  bool response_bytes_seen_ = false;
+  bool close_after_response_ = false;
+  BodyFraming framing_ = BodyFraming::kNone;
+  bool upstream_read_blocked_ = false;
+  bool tunnel_pending_ = false;
+  int response_status_ = 0;
+};
+
+}  // namespace aaproxy

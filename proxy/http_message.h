@@ -1,0 +1,62 @@
+// HTTP/1.x message heads and the pure rules for rewriting them on the way through the proxy.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "k8s/header_map.h"
+
+namespace aaproxy {
+
+struct RequestHead {
+  std::string method;
+  std::string target;  // the raw request-target, forwarded unchanged
+  int http_major = 1;
+  int http_minor = 1;
+  HeaderMap headers;
+  bool keep_alive = true;  // as the client asked (http_should_keep_alive)
+  bool upgrade = false;    // Connection: Upgrade with an Upgrade header
+  bool chunked = false;
+  std::optional<uint64_t> content_length;
+
+  bool hasBody() const { return chunked || (content_length.has_value() && *content_length > 0); }
+};
+
+struct ResponseHead {
+  int status = 0;
+  std::string reason;
+  int http_major = 1;
+  int http_minor = 1;
+  HeaderMap headers;
+  bool keep_alive = true;
+  bool chunked = false;
+  std::optional<uint64_t> content_length;
+};
+
+// How the proxy frames a response body towards the client.
+enum class BodyFraming { kNone, kContentLength, kChunked, kUntilClose };
+
+// The request head sent to the backend: hop-by-hop headers (RFC 9110 §7.6.1 and those named by
+// Connection) removed, Upgrade kept for upgrade requests, X-Forwarded-For appended, chunked
+// bodies re-chunked, Expect removed (the proxy answers 100-continue itself).
+std::string serializeUpstreamRequest(const RequestHead& head, std::string_view client_ip);
+
+// The response head sent to the client for `upstream` and the framing the proxy will use.
+struct DownstreamResponse {
+  std::string head;
+  BodyFraming framing = BodyFraming::kNone;
+  bool close_after = false;
+};
+DownstreamResponse buildDownstreamResponse(const ResponseHead& upstream, const RequestHead& request,
+                                           bool body_allowed, bool client_keep_alive);
+
+// A locally generated response (errors, 401/403): complete head plus body.
+std::string serializeLocalResponse(int status, std::string_view content_type, std::string_view body,
+                                   const HeaderMap& extra_headers, bool close, int http_minor);
+
+// Removes hop-by-hop headers in place. `keep_upgrade` keeps Connection/Upgrade for upgrades.
+void removeHopByHopHeaders(HeaderMap& headers, bool keep_upgrade);
+
+}  // namespace aaproxy

@@ -1,0 +1,203 @@
+// Builds the serving SSL_CTX: TLS 1.2+, optional client certificates verified against the CA union,
+// session tickets and a session id context so that resumption works with client certificates.
+#include "proxy/tls_context.h"
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509v3.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+
+namespace aaproxy {
+namespace {
+
+std::string bioToString(BIO* bio) {
+  char* data = nullptr;
+  long len = BIO_get_mem_data(bio, &data);
+  return std::string(data, static_cast<size_t>(len));
+}
+
+int selectAlpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
+               unsigned int inlen, void*) {
+  // HTTP/1.1 only; a client offering just h2 falls back to no ALPN, which means HTTP/1.1.
+  static const unsigned char kHttp11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+  unsigned char* selected = nullptr;
+  if (SSL_select_next_proto(&selected, outlen, kHttp11, sizeof(kHttp11), in, inlen) ==
+      OPENSSL_NPN_NEGOTIATED) {
+    *out = selected;
+    return SSL_TLSEXT_ERR_OK;
+  }
+  return SSL_TLSEXT_ERR_NOACK;
+}
+
+}  // namespace
+
+std::string drainOpenSslErrors() {
+  std::string out;
+  while (unsigned long err = ERR_get_error()) {
+    char buf[256];
+    ERR_error_string_n(err, buf, sizeof(buf));
+    absl::StrAppend(&out, out.empty() ? "" : "; ", buf);
+  }
+  return out.empty() ? "unknown TLS error" : out;
+}
+
+absl::StatusOr<std::string> readFileToString(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::NotFoundError(absl::StrCat("cannot read \"", path, "\""));
+  }
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+absl::StatusOr<std::vector<X509Ptr>> parsePemCertificates(std::string_view pem) {
+  BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  std::vector<X509Ptr> certs;
+  while (X509* cert = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
+    certs.emplace_back(cert);
+  }
+  ERR_clear_error();  // the loop ends on a "no start line" error
+  if (certs.empty()) {
+    return absl::InvalidArgumentError("no PEM certificates found");
+  }
+  return certs;
+}
+
+absl::StatusOr<std::pair<std::string, std::string>> generateSelfSignedCertificate(
+    const std::string& common_name) {
+  EvpPkeyPtr key(EVP_EC_gen("P-256"));
+  if (!key) {
+    return absl::InternalError(absl::StrCat("generating a key: ", drainOpenSslErrors()));
+  }
+  X509Ptr cert(X509_new());
+  X509_set_version(cert.get(), 2);
+  unsigned char serial[16];
+  RAND_bytes(serial, sizeof(serial));
+  serial[0] &= 0x7f;
+  BIGNUM* bn = BN_bin2bn(serial, sizeof(serial), nullptr);
+  BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(cert.get()));
+  BN_free(bn);
+  X509_gmtime_adj(X509_getm_notBefore(cert.get()), -3600);
+  X509_gmtime_adj(X509_getm_notAfter(cert.get()), 365L * 24 * 3600);
+  X509_set_pubkey(cert.get(), key.get());
+  X509_NAME* name = X509_get_subject_name(cert.get());
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                             reinterpret_cast<const unsigned char*>(common_name.c_str()), -1, -1, 0);
+  X509_set_issuer_name(cert.get(), name);
+  X509V3_CTX v3;
+  X509V3_set_ctx_nodb(&v3);
+  X509V3_set_ctx(&v3, cert.get(), cert.get(), nullptr, nullptr, 0);
+  std::string san = absl::StrCat("DNS:", common_name, ",DNS:localhost,IP:127.0.0.1,IP:::1");
+  const std::pair<int, std::string> extensions[] = {
+      {NID_subject_alt_name, san},
+      {NID_basic_constraints, "critical,CA:FALSE"},
+      {NID_key_usage, "critical,digitalSignature"},
+      {NID_ext_key_usage, "serverAuth"},
+  };
+  for (const auto& [nid, value] : extensions) {
+    X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &v3, nid, value.c_str());
+    if (ext == nullptr) {
+      return absl::InternalError(absl::StrCat("certificate extension: ", drainOpenSslErrors()));
+    }
+    X509_add_ext(cert.get(), ext, -1);
+    X509_EXTENSION_free(ext);
+  }
+  if (X509_sign(cert.get(), key.get(), EVP_sha256()) == 0) {
+    return absl::InternalError(absl::StrCat("signing: ", drainOpenSslErrors()));
+  }
+  BioPtr cert_bio(BIO_new(BIO_s_mem()));
+  BioPtr key_bio(BIO_new(BIO_s_mem()));
+  PEM_write_bio_X509(cert_bio.get(), cert.get());
+  PEM_write_bio_PrivateKey(key_bio.get(), key.get(), nullptr, nullptr, 0, nullptr, nullptr);
+  return std::make_pair(bioToString(cert_bio.get()), bioToString(key_bio.get()));
+}
+
+absl::StatusOr<std::shared_ptr<const ServerTlsContext>> ServerTlsContext::create(
+    const ServerTlsSettings& settings) {
+  auto context = std::shared_ptr<ServerTlsContext>(new ServerTlsContext());
+  SslCtxPtr ctx(SSL_CTX_new(TLS_server_method()));
+  if (!ctx) {
+    return absl::InternalError(drainOpenSslErrors());
+  }
+  SSL_CTX_set_min_proto_version(ctx.get(), settings.min_version);
+  SSL_CTX_set_options(ctx.get(), SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+  SSL_CTX_set_mode(ctx.get(), SSL_MODE_RELEASE_BUFFERS);
+
+  std::string cert_pem;
+  std::string key_pem;
+  if (settings.cert_file.empty()) {
+    auto generated = generateSelfSignedCertificate("localhost");
+    if (!generated.ok()) {
+      return generated.status();
+    }
+    std::tie(cert_pem, key_pem) = *std::move(generated);
+  } else {
+    auto cert = readFileToString(settings.cert_file);
+    if (!cert.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("--tls-cert-file: ", cert.status().message()));
+    }
+    auto key = readFileToString(settings.key_file);
+    if (!key.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--tls-private-key-file: ", key.status().message()));
+    }
+    cert_pem = *std::move(cert);
+    key_pem = *std::move(key);
+  }
+  auto chain = parsePemCertificates(cert_pem);
+  if (!chain.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--tls-cert-file: ", chain.status().message()));
+  }
+  if (SSL_CTX_use_certificate(ctx.get(), (*chain)[0].get()) != 1) {
+    return absl::InvalidArgumentError(absl::StrCat("--tls-cert-file: ", drainOpenSslErrors()));
+  }
+  for (size_t i = 1; i < chain->size(); ++i) {
+    // SSL_CTX_add1_chain_cert takes its own reference.
+    SSL_CTX_add1_chain_cert(ctx.get(), (*chain)[i].get());
+  }
+  BioPtr key_bio(BIO_new_mem_buf(key_pem.data(), static_cast<int>(key_pem.size())));
+  EvpPkeyPtr key(PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr));
+  if (!key || SSL_CTX_use_PrivateKey(ctx.get(), key.get()) != 1 ||
+      SSL_CTX_check_private_key(ctx.get()) != 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--tls-private-key-file: not a private key matching --tls-cert-file: ", drainOpenSslErrors()));
+  }
+
+  if (!settings.client_ca_pems.empty()) {
+    X509_STORE* store = SSL_CTX_get_cert_store(ctx.get());
+    STACK_OF(X509_NAME)* names = sk_X509_NAME_new_null();
+    for (const std::string& pem : settings.client_ca_pems) {
+      auto cas = parsePemCertificates(pem);
+      if (!cas.ok()) {
+        sk_X509_NAME_pop_free(names, X509_NAME_free);
+        return cas.status();
+      }
+      for (const X509Ptr& ca : *cas) {
+        X509_STORE_add_cert(store, ca.get());
+        sk_X509_NAME_push(names, X509_NAME_dup(X509_get_subject_name(ca.get())));
+      }
+    }
+    ERR_clear_error();  // duplicate CAs across bundles are harmless
+    SSL_CTX_set_client_CA_list(ctx.get(), names);
+    // Ask for a certificate, verify it if given (the clientAuth purpose is OpenSSL's default for
+    // a server), but do not require one: token and anonymous requests come without.
+    SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
+    SSL_CTX_set_verify_depth(ctx.get(), 10);
+  }
+  static const unsigned char kSessionContext[] = "aa-proxy";
+  SSL_CTX_set_session_id_context(ctx.get(), kSessionContext, sizeof(kSessionContext) - 1);
+  SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_SERVER);
+  SSL_CTX_set_alpn_select_cb(ctx.get(), selectAlpn, nullptr);
+
+  context->ctx_ = std::move(ctx);
+  context->cert_pem_ = std::move(cert_pem);
+  return std::shared_ptr<const ServerTlsContext>(std::move(context));
+}
+
+}  // namespace aaproxy

@@ -1,0 +1,54 @@
+// The serving TLS configuration: certificate (from files or generated), client-certificate trust.
+#pragma once
+
+#include <openssl/ssl.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "proxy/libevent_handles.h"
+
+namespace aaproxy {
+
+struct ServerTlsSettings {
+  std::string cert_file;  // empty with key_file empty: generate a self-signed certificate
+  std::string key_file;
+  int min_version = TLS1_2_VERSION;
+  // PEM bundles whose union verifies client certificates during the handshake. Which bundle
+  // vouches for which identity is the authenticators' business; the handshake only rejects
+  // certificates that no configured authority signed (Go's VerifyClientCertIfGiven).
+  std::vector<std::string> client_ca_pems;
+};
+
+// An immutable SSL_CTX; new connections take the current one, so a reload swaps the whole object.
+class ServerTlsContext {
+ public:
+  static absl::StatusOr<std::shared_ptr<const ServerTlsContext>> create(
+      const ServerTlsSettings& settings);
+
+  SSL_CTX* get() const { return ctx_.get(); }
+  // The serving certificate in PEM (useful when it was generated in memory).
+  const std::string& certificatePem() const { return cert_pem_; }
+
+ private:
+  SslCtxPtr ctx_;
+  std::string cert_pem_;
+};
+
+// Reads a whole file; the error names the path.
+absl::StatusOr<std::string> readFileToString(const std::string& path);
+
+// Parses every certificate of a PEM bundle; an error when it holds none.
+absl::StatusOr<std::vector<X509Ptr>> parsePemCertificates(std::string_view pem);
+
+// A self-signed ECDSA P-256 certificate for localhost/127.0.0.1/::1, as extension API servers
+// generate when no serving certificate is configured. Returns {cert PEM, key PEM}.
+absl::StatusOr<std::pair<std::string, std::string>> generateSelfSignedCertificate(
+    const std::string& common_name);
+
+// The OpenSSL error queue as text (and cleared), for error messages.
+std::string drainOpenSslErrors();
+
+}  // namespace aaproxy

@@ -1,0 +1,76 @@
+// Plain-HTTP connections from one worker to the backend, kept alive and reused.
+#pragma once
+
+#include <event2/bufferevent.h>
+
+#include <list>
+#include <memory>
+#include <string>
+
+#include "absl/time/time.h"
+#include "config/proxy_options.h"
+#include "proxy/libevent_handles.h"
+
+namespace aaproxy {
+
+class UpstreamConnection {
+ public:
+  // Whoever is using the connection for an exchange.
+  class Handler {
+   public:
+    virtual ~Handler() = default;
+    virtual void onUpstreamConnected() = 0;
+    virtual void onUpstreamReadable() = 0;
+    virtual void onUpstreamDrained() = 0;
+    // EOF or an error; `error` is empty for a clean EOF.
+    virtual void onUpstreamClosed(const std::string& error) = 0;
+  };
+
+  bufferevent* bev() const { return bev_.get(); }
+  bool connected() const { return connected_; }
+  // True when this connection served an earlier exchange (it may have gone stale).
+  bool reused() const { return reused_; }
+
+ private:
+  friend class UpstreamPool;
+  static void onRead(bufferevent*, void* self);
+  static void onWrite(bufferevent*, void* self);
+  static void onEvent(bufferevent*, short what, void* self);
+
+  class UpstreamPool* pool_ = nullptr;
+  BufferEventPtr bev_;
+  Handler* handler_ = nullptr;  // null while idle in the pool
+  bool connected_ = false;
+  bool reused_ = false;
+  std::list<std::unique_ptr<UpstreamConnection>>::iterator idle_position_;
+};
+
+class UpstreamPool {
+ public:
+  UpstreamPool(event_base* base, const UpstreamAddress& address, absl::Duration connect_timeout,
+               size_t max_idle);
+  ~UpstreamPool();
+
+  // An idle connection (already connected) or a new one being connected; `handler` gets its events.
+  std::unique_ptr<UpstreamConnection> acquire(UpstreamConnection::Handler& handler);
+  // Returns a connection whose exchange ended cleanly (response complete, request fully sent).
+  void release(std::unique_ptr<UpstreamConnection> connection);
+
+  size_t idleCount() const { return idle_.size(); }
+
+ private:
+  friend class UpstreamConnection;
+  void dropIdle(UpstreamConnection* connection);
+
+  event_base* base_;
+  UpstreamAddress address_;
+  absl::Duration connect_timeout_;
+  size_t max_idle_;
+  std::list<std::unique_ptr<UpstreamConnection>> idle_;
+};
+
+// High/low watermarks shared by both directions of forwarding.
+inline constexpr size_t kBufferHighWatermark = 1 << 20;
+inline constexpr size_t kBufferLowWatermark = 256 << 10;
+
+}  // namespace aaproxy

@@ -1,0 +1,82 @@
+// One worker thread: an event loop, its listener on the shared port, its client connections and
+// its own pool of backend connections. Nothing here is touched by another thread except post().
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "config/proxy_options.h"
+#include "proxy/admission.h"
+#include "proxy/event_loop.h"
+#include "proxy/libevent_handles.h"
+#include "proxy/tls_context.h"
+#include "proxy/upstream_pool.h"
+
+namespace aaproxy {
+
+class ClientConnection;
+
+// State every worker shares; immutable except the TLS context, which is swapped whole.
+class SharedProxyState {
+ public:
+  SharedProxyState(ProxyOptions options, std::shared_ptr<const ServerTlsContext> tls,
+                   std::unique_ptr<RequestAdmission> admission)
+      : options_(std::move(options)), tls_(std::move(tls)), admission_(std::move(admission)) {}
+
+  const ProxyOptions& options() const { return options_; }
+  RequestAdmission& admission() const { return *admission_; }
+
+  std::shared_ptr<const ServerTlsContext> tls() const {
+    absl::MutexLock lock(&mutex_);
+    return tls_;
+  }
+  void setTls(std::shared_ptr<const ServerTlsContext> tls) {
+    absl::MutexLock lock(&mutex_);
+    tls_ = std::move(tls);
+  }
+
+ private:
+  const ProxyOptions options_;
+  mutable absl::Mutex mutex_;
+  std::shared_ptr<const ServerTlsContext> tls_ ABSL_GUARDED_BY(mutex_);
+  std::unique_ptr<RequestAdmission> admission_;
+};
+
+class Worker {
+ public:
+  Worker(int index, const SharedProxyState& shared);
+  ~Worker();
+
+  // Listens on `fd` (a bound, listening socket this worker now owns).
+  absl::Status listen(evutil_socket_t fd);
+
+  EventLoop& loop() { return loop_; }
+  const ProxyOptions& options() const { return shared_.options(); }
+  RequestAdmission& admission() const { return shared_.admission(); }
+  UpstreamPool& upstreamPool() { return pool_; }
+  int index() const { return index_; }
+
+  // Called by a connection that has closed itself; it is destroyed once its callbacks unwind.
+  void retire(ClientConnection* connection);
+  size_t connectionCount() const { return connections_.size(); }
+
+  // Closes the listener and every connection; then the loop can stop.
+  void shutdown();
+
+ private:
+  static void onAccept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int len, void* self);
+  static void onReap(evutil_socket_t, short, void* self);
+
+  int index_;
+  const SharedProxyState& shared_;
+  EventLoop loop_;
+  UpstreamPool pool_;
+  ListenerPtr listener_;
+  EventPtr reap_event_;
+  absl::flat_hash_map<ClientConnection*, std::shared_ptr<ClientConnection>> connections_;
+  std::vector<std::shared_ptr<ClientConnection>> retired_;
+};
+
+}  // namespace aaproxy
