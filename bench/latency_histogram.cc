@@ -78,7 +78,8 @@ uint64_t LatencyHistogram::valueAtPercentile(double percentile) const {
     return 0;
   }
   percentile = std::clamp(percentile, 0.0, 100.0);
-  uint64_t rank = static_cast<uint64_t>(std::ceil(percentile / 100.0 * static_cast<double>(count_)));
+  uint64_t rank =
+      static_cast<uint64_t>(std::ceil(percentile / 100.0 * static_cast<double>(count_)));
   rank = std::clamp<uint64_t>(rank, 1, count_);
   uint64_t seen = 0;
   for (size_t i = 0; i < counts_.size(); ++i) {

@@ -1,0 +1,538 @@
+#!/usr/bin/env bash
+# bench: measures the sample backend directly, aa-proxy in front of it and nginx (mTLS reverse
+# proxy) in front of it, under the same closed-loop load, and prints one table. See bench/README.md.
+#
+#   bench/run.sh            3 runs of 10 s per target, medians (about 2 minutes after the build)
+#   bench/run.sh --quick    1 run of 3 s per target (smoke check)
+#
+# Everything listens on 127.0.0.1 only, runs from a temporary directory and is stopped and removed
+# on exit. Environment overrides: see usage() below.
+set -euo pipefail
+
+usage() {
+  cat <<'EOF'
+Usage: bench/run.sh [--quick] [--help]
+
+Environment overrides (defaults in brackets):
+  BENCH_RUNS=N               runs per target, medians reported [3; --quick: 1]
+  BENCH_DURATION=D           load duration per run [10s; --quick: 3s]
+  BENCH_WARMUP=D             unrecorded warm-up per target before its first run [2s; --quick: 1s]
+  BENCH_CONNECTIONS=N        keep-alive connections [64]
+  BENCH_LOADGEN_THREADS=N    load generator threads [1]
+  BENCH_PROXY_WORKERS=N      aa-proxy --workers and nginx worker_processes [2]
+  BENCH_TARGETS=LIST         comma-separated subset of backend,aa-proxy,nginx [all three]
+  BENCH_KEY_TYPE=ec|rsa      key type of the throwaway PKI [ec, P-256]
+  BENCH_AA_PROXY_FLAGS=...   extra aa-proxy flags [--anonymous-auth=false]
+  BENCH_BACKEND=auto|sample|nginx   backend: //sample:sample-backend, or nginx serving the same
+                             JSON when that target does not exist [auto]
+  BENCH_BAZEL_OUTPUT_BASE=DIR       [/root/.cache/bazel-bench]
+  BENCH_RESULTS=FILE         also write every run's raw JSON (plus CPU counters) to FILE
+  BENCH_KEEP_TMP=1           keep the temporary directory (configs, PKI, logs)
+EOF
+}
+
+QUICK=0
+for arg in "$@"; do
+  case "$arg" in
+    --quick) QUICK=1 ;;
+    -h | --help) usage; exit 0 ;;
+    *) echo "bench: unknown argument: $arg (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+if [[ $QUICK == 1 ]]; then
+  RUNS=${BENCH_RUNS:-1}
+  DURATION=${BENCH_DURATION:-3s}
+  WARMUP=${BENCH_WARMUP:-1s}
+else
+  RUNS=${BENCH_RUNS:-3}
+  DURATION=${BENCH_DURATION:-10s}
+  WARMUP=${BENCH_WARMUP:-2s}
+fi
+CONNECTIONS=${BENCH_CONNECTIONS:-64}
+LOADGEN_THREADS=${BENCH_LOADGEN_THREADS:-1}
+PROXY_WORKERS=${BENCH_PROXY_WORKERS:-2}
+TARGETS=${BENCH_TARGETS:-backend,aa-proxy,nginx}
+KEY_TYPE=${BENCH_KEY_TYPE:-ec}
+AA_PROXY_FLAGS=${BENCH_AA_PROXY_FLAGS:---anonymous-auth=false}
+BACKEND_KIND=${BENCH_BACKEND:-auto}
+OUTPUT_BASE=${BENCH_BAZEL_OUTPUT_BASE:-/root/.cache/bazel-bench}
+REQUEST_PATH=/apis/sample-api-server/v1alpha1/namespaces/default/samples
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CLK_TCK=$(getconf CLK_TCK)
+
+log() { printf 'bench: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# Seconds (rounded up) of a duration like 10s, 500ms, 1m.
+duration_seconds() {
+  local d=$1
+  case "$d" in
+    *ms) echo $(((${d%ms} + 999) / 1000)) ;;
+    *s) echo "${d%s}" | awk '{printf "%d\n", ($1 == int($1)) ? $1 : int($1) + 1}' ;;
+    *m) echo $((${d%m} * 60)) ;;
+    *) die "cannot read duration '$d' (use e.g. 10s, 500ms, 1m)" ;;
+  esac
+}
+DURATION_S=$(duration_seconds "$DURATION")
+WARMUP_S=$(duration_seconds "$WARMUP")
+
+for tool in openssl curl nginx awk ss; do
+  command -v "$tool" >/dev/null || die "'$tool' is not installed (apt-get install -y openssl curl nginx-light gawk iproute2)"
+done
+
+# ---------------------------------------------------------------------------------------------
+# Temporary directory, started processes and cleanup.
+
+TMP=$(mktemp -d /tmp/aa-proxy-bench.XXXXXX)
+STARTED_PIDS=()
+
+cleanup() {
+  local rc=$?
+  set +e
+  local pid
+  for pid in "${STARTED_PIDS[@]}"; do
+    kill -TERM "$pid" 2>/dev/null
+  done
+  for pid in "${STARTED_PIDS[@]}"; do
+    for _ in $(seq 50); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+  done
+  if [[ ${BENCH_KEEP_TMP:-0} == 1 ]]; then
+    log "kept $TMP"
+  else
+    rm -rf "$TMP"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Stops one started process (and, for nginx, its workers: nginx stops them on TERM).
+stop_process() {
+  local pid=$1
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 50); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+# Sets variable $1 to a TCP port on 127.0.0.1 that nobody listens on right now.
+USED_PORTS=" "
+free_port() {
+  local port
+  for _ in $(seq 100); do
+    port=$((20000 + RANDOM % 40000))
+    if [[ -z $(ss -Htln "sport = :$port") && $USED_PORTS != *" $port "* ]]; then
+      USED_PORTS+="$port "
+      printf -v "$1" '%s' "$port"
+      return
+    fi
+  done
+  die "no free port found"
+}
+
+# Polls a URL until it answers 2xx, the process dies or 15 s pass.
+wait_ready() {
+  local pid=$1 name=$2
+  shift 2
+  for _ in $(seq 150); do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      return 1
+    fi
+    if curl -sf -o /dev/null --max-time 1 "$@"; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  log "$name did not answer within 15 s"
+  return 1
+}
+
+# ---------------------------------------------------------------------------------------------
+# Build.
+
+bazel_cmd() { bazel --output_base="$OUTPUT_BASE" "$@"; }
+
+BUILD_LOG=$TMP/build.log
+log "building //bench:loadgen (bazel -c opt, output base $OUTPUT_BASE)"
+(cd "$REPO" && bazel_cmd build -c opt --symlink_prefix=/ //bench:loadgen) >"$BUILD_LOG" 2>&1 ||
+  { tail -30 "$BUILD_LOG" >&2; die "building //bench:loadgen failed"; }
+BIN=$(cd "$REPO" && bazel_cmd info -c opt bazel-bin 2>/dev/null)
+LOADGEN=$BIN/bench/loadgen
+
+# Builds an optional target; prints its path, or nothing (with the reason on stderr) if it is
+# missing or does not build yet.
+build_optional() {
+  local label=$1 path=$2
+  if ! (cd "$REPO" && bazel_cmd query "$label" >/dev/null 2>&1); then
+    log "$label does not exist (yet)"
+    return 0
+  fi
+  log "building $label"
+  if ! (cd "$REPO" && bazel_cmd build -c opt --symlink_prefix=/ "$label") >"$BUILD_LOG" 2>&1; then
+    tail -15 "$BUILD_LOG" >&2
+    log "$label exists but does not build"
+    return 0
+  fi
+  echo "$BIN/$path"
+}
+
+target_wanted() { [[ ",$TARGETS," == *",$1,"* ]]; }
+
+SAMPLE_BACKEND=""
+if [[ $BACKEND_KIND != nginx ]]; then
+  SAMPLE_BACKEND=$(build_optional //sample:sample-backend sample/sample-backend)
+  if [[ -z $SAMPLE_BACKEND && $BACKEND_KIND == sample ]]; then
+    die "BENCH_BACKEND=sample but //sample:sample-backend is not available"
+  fi
+fi
+AA_PROXY=""
+if target_wanted aa-proxy; then
+  AA_PROXY=$(build_optional //proxy:aa-proxy proxy/aa-proxy)
+  [[ -n $AA_PROXY ]] || log "SKIPPING aa-proxy: //proxy:aa-proxy is not available (see above)"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Throwaway PKI: one CA signs the serving certificate (127.0.0.1) and the load generator's
+# client certificate.
+
+PKI=$TMP/pki
+mkdir -p "$PKI"
+new_key() {
+  if [[ $KEY_TYPE == rsa ]]; then
+    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$1" 2>/dev/null
+  else
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null
+  fi
+}
+make_pki() {
+  new_key "$PKI/ca.key"
+  openssl req -x509 -new -key "$PKI/ca.key" -out "$PKI/ca.crt" -days 2 -subj "/CN=aa-proxy-bench-ca" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
+  new_key "$PKI/server.key"
+  openssl req -new -key "$PKI/server.key" -out "$PKI/server.csr" -subj "/CN=127.0.0.1"
+  printf '%s\n' "basicConstraints=CA:FALSE" "keyUsage=critical,digitalSignature,keyEncipherment" \
+    "extendedKeyUsage=serverAuth" "subjectAltName=IP:127.0.0.1,DNS:localhost" >"$PKI/server.ext"
+  openssl x509 -req -in "$PKI/server.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" -CAcreateserial \
+    -days 2 -extfile "$PKI/server.ext" -out "$PKI/server.crt" 2>/dev/null
+  new_key "$PKI/client.key"
+  openssl req -new -key "$PKI/client.key" -out "$PKI/client.csr" \
+    -subj "/O=system:masters/CN=bench-user"
+  printf '%s\n' "basicConstraints=CA:FALSE" "keyUsage=critical,digitalSignature,keyEncipherment" \
+    "extendedKeyUsage=clientAuth" >"$PKI/client.ext"
+  openssl x509 -req -in "$PKI/client.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" -CAcreateserial \
+    -days 2 -extfile "$PKI/client.ext" -out "$PKI/client.crt" 2>/dev/null
+}
+make_pki || die "generating the PKI with openssl failed"
+CLIENT_TLS=(--cert "$PKI/client.crt" --key "$PKI/client.key" --cacert "$PKI/ca.crt")
+CURL_TLS=(--cert "$PKI/client.crt" --key "$PKI/client.key" --cacert "$PKI/ca.crt")
+
+# ---------------------------------------------------------------------------------------------
+# Backend.
+
+# The list response of the sample API (kubernetes-semantics.md §6), for the nginx stand-in.
+SAMPLE_LIST_JSON='{"apiVersion":"sample-api-server/v1alpha1","kind":"SampleList","metadata":{"resourceVersion":"1"},"items":[{"apiVersion":"sample-api-server/v1alpha1","kind":"Sample","metadata":{"name":"sample1"},"spec":{"name":"default"}}]}'
+
+free_port BACKEND_PORT
+BACKEND_URL=http://127.0.0.1:$BACKEND_PORT
+if [[ -n $SAMPLE_BACKEND ]]; then
+  BACKEND_DESC="//sample:sample-backend"
+  "$SAMPLE_BACKEND" --listen "127.0.0.1:$BACKEND_PORT" >"$TMP/backend.log" 2>&1 &
+  BACKEND_PID=$!
+else
+  BACKEND_DESC="nginx stand-in (static JSON; //sample:sample-backend not available)"
+  mkdir -p "$TMP/backend-nginx"
+  cat >"$TMP/backend-nginx/nginx.conf" <<EOF
+# Stand-in for //sample:sample-backend: the same list body from memory.
+worker_processes 1;
+daemon off;
+pid $TMP/backend-nginx/nginx.pid;
+error_log $TMP/backend-nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $TMP/backend-nginx/body;
+  proxy_temp_path $TMP/backend-nginx/proxy;
+  fastcgi_temp_path $TMP/backend-nginx/fastcgi;
+  uwsgi_temp_path $TMP/backend-nginx/uwsgi;
+  scgi_temp_path $TMP/backend-nginx/scgi;
+  keepalive_requests 100000000;
+  keepalive_timeout 300s;
+  server {
+    listen 127.0.0.1:$BACKEND_PORT;
+    location = $REQUEST_PATH {
+      default_type application/json;
+      return 200 '$SAMPLE_LIST_JSON';
+    }
+    location / { return 404; }
+  }
+}
+EOF
+  nginx -c "$TMP/backend-nginx/nginx.conf" -p "$TMP/backend-nginx" >"$TMP/backend.log" 2>&1 &
+  BACKEND_PID=$!
+fi
+STARTED_PIDS+=("$BACKEND_PID")
+if ! wait_ready "$BACKEND_PID" backend "$BACKEND_URL$REQUEST_PATH"; then
+  tail -20 "$TMP/backend.log" >&2
+  die "the backend did not start"
+fi
+BACKEND_BODY=$(curl -sf "$BACKEND_URL$REQUEST_PATH")
+
+# ---------------------------------------------------------------------------------------------
+# Proxies.
+
+AA_PROXY_PID=""
+AA_PROXY_URL=""
+if [[ -n $AA_PROXY ]]; then
+  free_port AA_PROXY_PORT
+  AA_PROXY_URL=https://127.0.0.1:$AA_PROXY_PORT
+  # shellcheck disable=SC2086  # AA_PROXY_FLAGS is a list of flags
+  "$AA_PROXY" --secure-port "$AA_PROXY_PORT" --bind-address 127.0.0.1 \
+    --tls-cert-file "$PKI/server.crt" --tls-private-key-file "$PKI/server.key" \
+    --client-ca-file "$PKI/ca.crt" --upstream "$BACKEND_URL" --workers "$PROXY_WORKERS" \
+    $AA_PROXY_FLAGS >"$TMP/aa-proxy.log" 2>&1 &
+  AA_PROXY_PID=$!
+  STARTED_PIDS+=("$AA_PROXY_PID")
+  if ! wait_ready "$AA_PROXY_PID" aa-proxy "${CURL_TLS[@]}" "$AA_PROXY_URL$REQUEST_PATH"; then
+    tail -20 "$TMP/aa-proxy.log" >&2
+    log "SKIPPING aa-proxy: it did not start or does not answer $REQUEST_PATH with 2xx (log above)"
+    stop_process "$AA_PROXY_PID"
+    AA_PROXY_PID=""
+  fi
+fi
+
+NGINX_PID=""
+NGINX_URL=""
+if target_wanted nginx; then
+  free_port NGINX_PORT
+  NGINX_URL=https://127.0.0.1:$NGINX_PORT
+  mkdir -p "$TMP/proxy-nginx"
+  cat >"$TMP/proxy-nginx/nginx.conf" <<EOF
+# nginx as the reference mTLS reverse proxy, configured like aa-proxy: client certificate
+# required, keep-alive pool to the backend, HTTP/1.1 upstream, no access log.
+worker_processes $PROXY_WORKERS;
+daemon off;
+pid $TMP/proxy-nginx/nginx.pid;
+error_log $TMP/proxy-nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $TMP/proxy-nginx/body;
+  proxy_temp_path $TMP/proxy-nginx/proxy;
+  fastcgi_temp_path $TMP/proxy-nginx/fastcgi;
+  uwsgi_temp_path $TMP/proxy-nginx/uwsgi;
+  scgi_temp_path $TMP/proxy-nginx/scgi;
+  keepalive_requests 100000000;
+  keepalive_timeout 300s;
+  upstream backend {
+    server 127.0.0.1:$BACKEND_PORT;
+    keepalive 64;
+    keepalive_requests 100000000;
+    keepalive_timeout 300s;
+  }
+  server {
+    listen 127.0.0.1:$NGINX_PORT ssl;
+    ssl_certificate $PKI/server.crt;
+    ssl_certificate_key $PKI/server.key;
+    ssl_client_certificate $PKI/ca.crt;
+    ssl_verify_client on;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_session_cache shared:bench:10m;
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+    }
+  }
+}
+EOF
+  nginx -c "$TMP/proxy-nginx/nginx.conf" -p "$TMP/proxy-nginx" >"$TMP/proxy-nginx.log" 2>&1 &
+  NGINX_PID=$!
+  STARTED_PIDS+=("$NGINX_PID")
+  if ! wait_ready "$NGINX_PID" nginx "${CURL_TLS[@]}" "$NGINX_URL$REQUEST_PATH"; then
+    tail -20 "$TMP/proxy-nginx.log" "$TMP/proxy-nginx/error.log" >&2 2>/dev/null
+    die "nginx (the reference proxy) did not start"
+  fi
+fi
+
+# Same bytes through every target, or the comparison is meaningless.
+check_body() {
+  local name=$1 url=$2
+  local body
+  body=$(curl -sf "${CURL_TLS[@]}" "$url$REQUEST_PATH") || { log "WARNING: $name: request failed"; return; }
+  if [[ $body != "$BACKEND_BODY" ]]; then
+    log "WARNING: $name returns a different body than the backend (${#body} vs ${#BACKEND_BODY} bytes)"
+  fi
+}
+[[ -n $AA_PROXY_PID ]] && check_body aa-proxy "$AA_PROXY_URL"
+[[ -n $NGINX_PID ]] && check_body nginx "$NGINX_URL"
+
+# ---------------------------------------------------------------------------------------------
+# Measurement.
+
+# Sum of utime+stime clock ticks of the given pids and, with -c, of their children (nginx
+# workers). Fields 14 and 15 of /proc/PID/stat, counted after the ')' that ends the command name.
+cpu_ticks() {
+  local with_children=0
+  if [[ $1 == -c ]]; then
+    with_children=1
+    shift
+  fi
+  local pids=("$@") total=0 pid stat rest fields
+  if [[ $with_children == 1 ]]; then
+    for pid in "$@"; do
+      # shellcheck disable=SC2207
+      pids+=($(cat "/proc/$pid/task/"*/children 2>/dev/null))
+    done
+  fi
+  for pid in "${pids[@]}"; do
+    stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+    rest=${stat##*) }
+    read -ra fields <<<"$rest"
+    total=$((total + fields[11] + fields[12]))
+  done
+  echo "$total"
+}
+
+# One number out of the loadgen's flat JSON line.
+json_number() { grep -o "\"$2\":[-0-9.e+]*" <<<"$1" | head -1 | cut -d: -f2; }
+
+RESULTS=$TMP/results.jsonl
+: >"$RESULTS"
+
+# Runs the load generator once against a target and appends the JSON line, extended with the
+# CPU ticks of the proxy and of the backend during the run, to $RESULTS (unless warm-up).
+run_load() {
+  local name=$1 url=$2 duration=$3 record=$4
+  local proxy_pid="" loadgen_args=(--url "$url$REQUEST_PATH" --connections "$CONNECTIONS"
+    --threads "$LOADGEN_THREADS" --duration "$duration")
+  case "$name" in
+    backend) ;;
+    aa-proxy) proxy_pid=$AA_PROXY_PID; loadgen_args+=("${CLIENT_TLS[@]}") ;;
+    nginx) proxy_pid=$NGINX_PID; loadgen_args+=("${CLIENT_TLS[@]}") ;;
+  esac
+  local proxy_before=0 proxy_after=0 backend_before backend_after out
+  backend_before=$(cpu_ticks -c "$BACKEND_PID")
+  [[ -n $proxy_pid ]] && proxy_before=$(cpu_ticks -c "$proxy_pid")
+  if ! out=$(timeout $(($(duration_seconds "$duration") + 30)) "$LOADGEN" "${loadgen_args[@]}" \
+    2>"$TMP/loadgen.err"); then
+    cat "$TMP/loadgen.err" >&2
+    die "the load generator failed against $name"
+  fi
+  [[ -n $proxy_pid ]] && proxy_after=$(cpu_ticks -c "$proxy_pid")
+  backend_after=$(cpu_ticks -c "$BACKEND_PID")
+  if [[ -s $TMP/loadgen.err ]]; then
+    sed "s/^/bench: $name: /" "$TMP/loadgen.err" >&2
+  fi
+  if [[ $record == 1 ]]; then
+    echo "${out%\}},\"target\":\"$name\",\"proxy_cpu_ticks\":$((proxy_after - proxy_before)),\"backend_cpu_ticks\":$((backend_after - backend_before)),\"clk_tck\":$CLK_TCK}" >>"$RESULTS"
+    local rps p50 p99 errors
+    rps=$(json_number "$out" requests_per_sec)
+    p50=$(json_number "$out" p50_us)
+    p99=$(json_number "$out" p99_us)
+    errors=$(json_number "$out" errors)
+    log "$(printf '%-9s %10s req/s  p50 %8s us  p99 %8s us  errors %s' "$name" "$rps" "$p50" "$p99" "$errors")"
+  fi
+}
+
+ACTIVE=()
+target_wanted backend && ACTIVE+=(backend)
+[[ -n $AA_PROXY_PID ]] && ACTIVE+=(aa-proxy)
+[[ -n $NGINX_PID ]] && ACTIVE+=(nginx)
+[[ ${#ACTIVE[@]} -gt 0 ]] || die "nothing to measure (BENCH_TARGETS=$TARGETS)"
+url_of() {
+  case "$1" in
+    backend) echo "$BACKEND_URL" ;;
+    aa-proxy) echo "$AA_PROXY_URL" ;;
+    nginx) echo "$NGINX_URL" ;;
+  esac
+}
+
+log "backend: $BACKEND_DESC on $BACKEND_URL"
+log "load: $CONNECTIONS keep-alive connections, $LOADGEN_THREADS loadgen thread(s), $RUNS x $DURATION per target (+ $WARMUP warm-up), GET $REQUEST_PATH"
+log "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) before start"
+
+for name in "${ACTIVE[@]}"; do
+  run_load "$name" "$(url_of "$name")" "$WARMUP" 0
+done
+# Targets take turns within each round so slow drift on the machine hits all of them alike.
+for ((run = 1; run <= RUNS; run++)); do
+  log "round $run/$RUNS"
+  for name in "${ACTIVE[@]}"; do
+    run_load "$name" "$(url_of "$name")" "$DURATION" 1
+  done
+done
+
+[[ -n ${BENCH_RESULTS:-} ]] && cp "$RESULTS" "$BENCH_RESULTS"
+
+# ---------------------------------------------------------------------------------------------
+# Report: medians over the runs of each target, then aa-proxy/nginx ratios.
+
+awk -v order="${ACTIVE[*]}" -v runs="$RUNS" -v duration="$DURATION" -v conns="$CONNECTIONS" \
+  -v backend_desc="$BACKEND_DESC" '
+function num(line, key,    m) {
+  if (match(line, "\"" key "\":[-0-9.e+]*")) {
+    return substr(line, RSTART + length(key) + 3, RLENGTH - length(key) - 3) + 0
+  }
+  return 0
+}
+function str(line, key) {
+  if (match(line, "\"" key "\":\"[^\"]*\"")) {
+    return substr(line, RSTART + length(key) + 4, RLENGTH - length(key) - 5)
+  }
+  return ""
+}
+function median(t, metric,    n, i, j, tmp, a) {
+  n = count[t]
+  for (i = 1; i <= n; i++) a[i] = val[t, metric, i]
+  for (i = 2; i <= n; i++) { tmp = a[i]; for (j = i - 1; j >= 1 && a[j] > tmp; j--) a[j + 1] = a[j]; a[j + 1] = tmp }
+  if (n % 2 == 1) return a[(n + 1) / 2]
+  return (a[n / 2] + a[n / 2 + 1]) / 2
+}
+function ratio(a, b) { return (b > 0) ? sprintf("%.2f", a / b) : "n/a" }
+{
+  t = str($0, "target"); n = ++count[t]
+  req = num($0, "requests"); tck = num($0, "clk_tck")
+  val[t, "rps", n] = num($0, "requests_per_sec")
+  val[t, "p50", n] = num($0, "p50_us")
+  val[t, "p99", n] = num($0, "p99_us")
+  val[t, "err", n] = num($0, "errors")
+  val[t, "proxy_cpu", n] = (req > 0) ? num($0, "proxy_cpu_ticks") * 1e6 / tck / req : 0
+  val[t, "backend_cpu", n] = (req > 0) ? num($0, "backend_cpu_ticks") * 1e6 / tck / req : 0
+  val[t, "loadgen_cpu", n] = num($0, "loadgen_cpu_s") / num($0, "duration_s") * 100
+}
+END {
+  printf "\naa-proxy benchmark: %d keep-alive connections, %s x %d run(s), medians; backend: %s\n\n", conns, duration, runs, backend_desc
+  fmt = "%-9s %11s %10s %10s %15s %17s %13s %8s\n"
+  printf fmt, "target", "req/s", "p50 us", "p99 us", "proxy CPU us/req", "backend CPU us/req", "loadgen CPU%", "errors"
+  printf fmt, "---------", "-----------", "----------", "----------", "---------------", "-----------------", "-------------", "--------"
+  nt = split(order, names, " ")
+  for (i = 1; i <= nt; i++) {
+    t = names[i]
+    if (!(t in count)) continue
+    m[t, "rps"] = median(t, "rps"); m[t, "p50"] = median(t, "p50"); m[t, "p99"] = median(t, "p99")
+    m[t, "proxy_cpu"] = median(t, "proxy_cpu"); m[t, "backend_cpu"] = median(t, "backend_cpu")
+    errs = 0; for (r = 1; r <= count[t]; r++) errs += val[t, "err", r]
+    printf fmt, t, sprintf("%.0f", m[t, "rps"]), sprintf("%.0f", m[t, "p50"]), sprintf("%.0f", m[t, "p99"]),
+      (t == "backend") ? "-" : sprintf("%.1f", m[t, "proxy_cpu"]), sprintf("%.1f", m[t, "backend_cpu"]),
+      sprintf("%.0f", median(t, "loadgen_cpu")), errs
+  }
+  if (("aa-proxy" in count) && ("nginx" in count)) {
+    printf "\naa-proxy / nginx:  req/s %s   p50 %s   p99 %s   proxy CPU/req %s   (CPU/req <= 1.00 meets the target)\n",
+      ratio(m["aa-proxy", "rps"], m["nginx", "rps"]), ratio(m["aa-proxy", "p50"], m["nginx", "p50"]),
+      ratio(m["aa-proxy", "p99"], m["nginx", "p99"]), ratio(m["aa-proxy", "proxy_cpu"], m["nginx", "proxy_cpu"])
+  } else {
+    printf "\naa-proxy / nginx:  n/a (aa-proxy was not measured)\n"
+  }
+}' "$RESULTS"
