@@ -105,8 +105,63 @@ void appendGoJsonString(std::string& out, std::string_view s) {
   out += '"';
 }
 
+std::string goJsonIndent(std::string_view compact) {
+  std::string out;
+  int depth = 0;
+  bool inString = false;
+  auto newline = [&]() {
+    out += '\n';
+    out.append(static_cast<size_t>(depth) * 2, ' ');
+  };
+  for (size_t i = 0; i < compact.size(); ++i) {
+    char c = compact[i];
+    if (inString) {
+      out += c;
+      if (c == '\\' && i + 1 < compact.size()) {
+        out += compact[++i];
+      } else if (c == '"') {
+        inString = false;
+      }
+      continue;
+    }
+    switch (c) {
+      case '"':
+        inString = true;
+        out += c;
+        break;
+      case '{':
+      case '[':
+        out += c;
+        // Empty objects and arrays stay compact, as in encoding/json.
+        if (i + 1 < compact.size() && (compact[i + 1] == '}' || compact[i + 1] == ']')) {
+          out += compact[++i];
+        } else {
+          ++depth;
+          newline();
+        }
+        break;
+      case '}':
+      case ']':
+        --depth;
+        newline();
+        out += c;
+        break;
+      case ',':
+        out += c;
+        newline();
+        break;
+      case ':':
+        out += ": ";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
 std::string failureStatusJson(int code, std::string_view reason, std::string_view message,
-                              const std::optional<StatusDetails>& details) {
+                              const std::optional<StatusDetails>& details, JsonStyle style) {
   std::string out = R"({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure")";
   if (!message.empty()) {
     out += R"(,"message":)";
@@ -132,12 +187,16 @@ std::string failureStatusJson(int code, std::string_view reason, std::string_vie
     field("kind", details->kind);
     out += '}';
   }
-  absl::StrAppend(&out, R"(,"code":)", code, "}\n");
+  absl::StrAppend(&out, R"(,"code":)", code, "}");
+  if (style == JsonStyle::kPretty) {
+    return goJsonIndent(out);
+  }
+  out += '\n';
   return out;
 }
 
-std::string unauthorizedStatusJson() {
-  return failureStatusJson(401, "Unauthorized", "Unauthorized");
+std::string unauthorizedStatusJson(JsonStyle style) {
+  return failureStatusJson(401, "Unauthorized", "Unauthorized", std::nullopt, style);
 }
 
 std::string_view httpReasonPhrase(int code) {

@@ -26,6 +26,44 @@ TEST(StatusJson, DetailsOmitEmptyFields) {
             "\n");
 }
 
+// runtime/serializer/json: Pretty uses json.MarshalIndent(obj, "", "  ") and writes no newline.
+TEST(StatusJson, PrettyMatchesMarshalIndent) {
+  EXPECT_EQ(unauthorizedStatusJson(JsonStyle::kPretty),
+            "{\n"
+            "  \"kind\": \"Status\",\n"
+            "  \"apiVersion\": \"v1\",\n"
+            "  \"metadata\": {},\n"
+            "  \"status\": \"Failure\",\n"
+            "  \"message\": \"Unauthorized\",\n"
+            "  \"reason\": \"Unauthorized\",\n"
+            "  \"code\": 401\n"
+            "}");
+  EXPECT_EQ(failureStatusJson(403, "Forbidden", "a, \"b\": {c}", StatusDetails{.name = "n", .group = "", .kind = "k"},
+                              JsonStyle::kPretty),
+            "{\n"
+            "  \"kind\": \"Status\",\n"
+            "  \"apiVersion\": \"v1\",\n"
+            "  \"metadata\": {},\n"
+            "  \"status\": \"Failure\",\n"
+            "  \"message\": \"a, \\\"b\\\": {c}\",\n"
+            "  \"reason\": \"Forbidden\",\n"
+            "  \"details\": {\n"
+            "    \"name\": \"n\",\n"
+            "    \"kind\": \"k\"\n"
+            "  },\n"
+            "  \"code\": 403\n"
+            "}");
+  EXPECT_EQ(failureStatusJson(403, "Forbidden", "m", StatusDetails{}, JsonStyle::kPretty),
+            "{\n  \"kind\": \"Status\",\n  \"apiVersion\": \"v1\",\n  \"metadata\": {},\n"
+            "  \"status\": \"Failure\",\n  \"message\": \"m\",\n  \"reason\": \"Forbidden\",\n"
+            "  \"details\": {},\n  \"code\": 403\n}");
+}
+
+TEST(StatusJson, IndentArrays) {
+  EXPECT_EQ(goJsonIndent(R"({"a":[1,"x\\"],"b":[]})"),
+            "{\n  \"a\": [\n    1,\n    \"x\\\\\"\n  ],\n  \"b\": []\n}");
+}
+
 struct EscapeCase {
   std::string input;
   std::string want;
