@@ -169,6 +169,13 @@ const std::vector<FlagSpec>& flagTable() {
          o.max_request_line_bytes = static_cast<size_t>(n);
          return s;
        }},
+      {"shutdown-grace-period", false, "duration", "25s",
+       "On SIGTERM: readiness fails at once, the listener closes, and in-flight requests get this long "
+       "to finish before the remaining connections (watches, tunnels) are closed.",
+       [](ProxyOptions& o, std::string_view v) { return parseDuration(v, o.shutdown_grace_period); }},
+      {"tls-reload-interval", false, "duration", "10s",
+       "How often the serving certificate, key and CA files are checked for changes (SIGHUP reloads at once).",
+       [](ProxyOptions& o, std::string_view v) { return parseDuration(v, o.tls_reload_interval); }},
       {"v", false, "int", "0", "Log verbosity: 0 errors and lifecycle, 2 one line per request, 4 connection details.",
        [](ProxyOptions& o, std::string_view v) { return parseInt(v, 0, 10, o.verbosity); }},
   };

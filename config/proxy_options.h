@@ -49,6 +49,10 @@ struct ProxyOptions {
   size_t max_header_bytes = 1 << 20;
   size_t max_request_line_bytes = 64 << 10;
 
+  // Lifecycle.
+  absl::Duration shutdown_grace_period = absl::Seconds(25);
+  absl::Duration tls_reload_interval = absl::Seconds(10);
+
   int verbosity = 0;
 };
 

@@ -14,6 +14,7 @@
 #include "absl/strings/str_format.h"
 #include "common/logging.h"
 #include "k8s/status.h"
+#include "proxy/health.h"
 #include "proxy/identity.h"
 #include "proxy/worker.h"
 
@@ -251,7 +252,7 @@ int ClientConnection::onRequestHeadersComplete(http_parser* p) {
   head.method = http_method_str(static_cast<http_method>(p->method));
   head.http_major = p->http_major;
   head.http_minor = p->http_minor;
-  head.keep_alive = http_should_keep_alive(p) != 0;
+  head.keep_alive = http_should_keep_alive(p) != 0 && !c->draining_;
   head.upgrade = p->upgrade != 0;
   head.chunked = (p->flags & F_CHUNKED) != 0;
   if (head.headers.has("Content-Length") && !head.chunked) {
@@ -311,7 +312,9 @@ void ClientConnection::startAdmission() {
 void ClientConnection::onAdmitted(AdmissionVerdict verdict) {
   if (verdict.kind == AdmissionVerdict::Kind::kForward) {
     user_name_ = verdict.user.name;
-    startForwarding(verdict.user);
+    if (!serveLocalEndpoint()) {
+      startForwarding(verdict.user);
+    }
     return;
   }
   respondLocally(verdict.status, verdict.content_type, verdict.body, verdict.headers);
@@ -353,6 +356,45 @@ void ClientConnection::respondLocally(int status, const std::string& content_typ
   request_pause_ = PauseReason::kNone;
   http_parser_pause(&request_parser_, 0);
   processDownstreamInput();
+}
+
+bool ClientConnection::serveLocalEndpoint() {
+  std::string_view target = head_.target;
+  std::string_view path = target.substr(0, target.find('?'));
+  std::string_view query = target.size() > path.size() ? target.substr(path.size() + 1) : "";
+  for (std::string_view endpoint : {"/healthz", "/livez", "/readyz"}) {
+    if (path != endpoint && !(path.size() > endpoint.size() && path.substr(0, endpoint.size()) == endpoint &&
+                              path[endpoint.size()] == '/')) {
+      continue;
+    }
+    std::string only(path.size() > endpoint.size() ? path.substr(endpoint.size() + 1) : "");
+    bool verbose = false;
+    for (size_t start = 0; start <= query.size();) {
+      size_t end = query.find('&', start);
+      std::string_view param = query.substr(start, end == std::string_view::npos ? end : end - start);
+      verbose |= param == "verbose" || param.substr(0, 8) == "verbose=";
+      if (end == std::string_view::npos) {
+        break;
+      }
+      start = end + 1;
+    }
+    std::string name(endpoint.substr(1));
+    HealthResponse health = renderHealth(
+        name, runHealthChecks(worker_.health(), endpoint == "/readyz"), verbose, only);
+    HeaderMap headers;
+    headers.add("X-Content-Type-Options", "nosniff");
+    respondLocally(health.status, "text/plain; charset=utf-8", health.body, headers);
+    return true;
+  }
+  return false;
+}
+
+void ClientConnection::drain() {
+  draining_ = true;
+  if (phase_ == Phase::kAwaitingRequest &&
+      evbuffer_get_length(bufferevent_get_input(bev_.get())) == 0) {
+    closeNow();
+  }
 }
 
 void ClientConnection::startForwarding(const UserInfo& user) {
@@ -436,6 +478,9 @@ void ClientConnection::onUpstreamClosed(const std::string& error) {
   AA_LOG(E) << "backend " << worker_.options().upstream.display << " unavailable for "
             << head_.method << " " << head_.target << ": " << reason;
   if (never_connected) {
+    if (worker_.health().backendReachable()) {
+      worker_.health().setBackendReachable(false);
+    }
     respondWithStatus(503, "ServiceUnavailable", absl::StrCat("backend unavailable: ", reason));
   } else {
     respondWithStatus(502, "InternalError", absl::StrCat("error reading from backend: ", reason));
@@ -477,6 +522,9 @@ void ClientConnection::processUpstreamInput() {
       upstream_read_blocked_ = true;
       bufferevent_disable(upstream_->bev(), EV_READ);
       return;
+    }
+    if (!response_bytes_seen_ && !worker_.health().backendReachable()) {
+      worker_.health().setBackendReachable(true);
     }
     response_bytes_seen_ = true;
     evbuffer_iovec vec;
@@ -627,7 +675,7 @@ void ClientConnection::onRequestComplete() {
 }
 
 void ClientConnection::finishCycle() {
-  if (close_after_response_ || !head_.keep_alive) {
+  if (close_after_response_ || !head_.keep_alive || draining_) {
     closeAfterFlush();
     return;
   }

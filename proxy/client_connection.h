@@ -26,6 +26,9 @@ class ClientConnection : public UpstreamConnection::Handler,
   void start();
   // Closes at once (shutdown, fatal errors).
   void closeNow();
+  // Closes now if idle, else after the response in flight (tunnels and watches run on until
+  // the shutdown grace period ends).
+  void drain();
 
   // UpstreamConnection::Handler
   void onUpstreamConnected() override;
@@ -75,6 +78,8 @@ class ClientConnection : public UpstreamConnection::Handler,
   void startAdmission();
   void onAdmitted(AdmissionVerdict verdict);
   void startForwarding(const UserInfo& user);
+  // Answers /healthz, /livez and /readyz here; false when the path is not one of them.
+  bool serveLocalEndpoint();
   void connectUpstream();
   void respondLocally(int status, const std::string& content_type, const std::string& body,
                       const HeaderMap& headers);
@@ -99,6 +104,7 @@ class ClientConnection : public UpstreamConnection::Handler,
   EventPtr timer_;
   Phase phase_ = Phase::kAwaitingRequest;
   bool close_after_flush_ = false;
+  bool draining_ = false;
 
   // Request side.
   http_parser request_parser_;

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/logging.h"
 
 namespace aaproxy {
@@ -95,6 +96,26 @@ void ProxyServer::start() {
   for (auto& worker : workers_) {
     worker->loop().start();
   }
+}
+
+void ProxyServer::drain(absl::Duration grace) {
+  shared_->health().setShuttingDown();
+  for (auto& worker : workers_) {
+    Worker* w = worker.get();
+    w->loop().post([w] { w->drain(); });
+  }
+  absl::Time deadline = absl::Now() + grace;
+  while (absl::Now() < deadline) {
+    size_t open = 0;
+    for (auto& worker : workers_) {
+      open += worker->openConnections();
+    }
+    if (open == 0) {
+      return;
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  AA_LOG(W) << "shutdown grace period over: closing the remaining connections";
 }
 
 void ProxyServer::stop() {

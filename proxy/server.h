@@ -19,6 +19,8 @@ class ProxyServer {
   SharedProxyState& shared() { return *shared_; }
 
   void start();
+  // Stops accepting and lets in-flight requests finish, for at most `grace`.
+  void drain(absl::Duration grace);
   // Stops accepting, closes connections and ends the worker loops. Safe from any thread.
   void stop();
   void wait();

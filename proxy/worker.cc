@@ -67,6 +67,7 @@ void Worker::onAccept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int, 
   }
   auto conn = std::make_shared<ClientConnection>(*worker, std::move(bev), addressToString(addr));
   worker->connections_.emplace(conn.get(), conn);
+  worker->open_connections_.store(worker->connections_.size());
   conn->start();
 }
 
@@ -77,11 +78,24 @@ void Worker::retire(ClientConnection* connection) {
   }
   retired_.push_back(std::move(it->second));
   connections_.erase(it);
+  open_connections_.store(connections_.size());
   event_active(reap_event_.get(), EV_READ, 0);
 }
 
 void Worker::onReap(evutil_socket_t, short, void* self) {
   static_cast<Worker*>(self)->retired_.clear();
+}
+
+void Worker::drain() {
+  draining_ = true;
+  listener_.reset();
+  std::vector<std::shared_ptr<ClientConnection>> open;
+  for (auto& [ptr, conn] : connections_) {
+    open.push_back(conn);
+  }
+  for (auto& conn : open) {
+    conn->drain();
+  }
 }
 
 void Worker::shutdown() {

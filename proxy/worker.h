@@ -10,6 +10,7 @@
 #include "config/proxy_options.h"
 #include "proxy/admission.h"
 #include "proxy/event_loop.h"
+#include "proxy/health.h"
 #include "proxy/libevent_handles.h"
 #include "proxy/tls_context.h"
 #include "proxy/upstream_pool.h"
@@ -27,6 +28,7 @@ class SharedProxyState {
 
   const ProxyOptions& options() const { return options_; }
   RequestAdmission& admission() const { return *admission_; }
+  HealthState& health() const { return health_; }
 
   std::shared_ptr<const ServerTlsContext> tls() const {
     absl::MutexLock lock(&mutex_);
@@ -42,6 +44,7 @@ class SharedProxyState {
   mutable absl::Mutex mutex_;
   std::shared_ptr<const ServerTlsContext> tls_ ABSL_GUARDED_BY(mutex_);
   std::unique_ptr<RequestAdmission> admission_;
+  mutable HealthState health_;
 };
 
 class Worker {
@@ -55,13 +58,18 @@ class Worker {
   EventLoop& loop() { return loop_; }
   const ProxyOptions& options() const { return shared_.options(); }
   RequestAdmission& admission() const { return shared_.admission(); }
+  HealthState& health() const { return shared_.health(); }
   UpstreamPool& upstreamPool() { return pool_; }
+  bool draining() const { return draining_; }
   int index() const { return index_; }
 
   // Called by a connection that has closed itself; it is destroyed once its callbacks unwind.
   void retire(ClientConnection* connection);
-  size_t connectionCount() const { return connections_.size(); }
+  // Open client connections; readable from any thread (shutdown waits on it).
+  size_t openConnections() const { return open_connections_.load(); }
 
+  // Graceful: closes the listener and idle connections; busy ones close after their response.
+  void drain();
   // Closes the listener and every connection; then the loop can stop.
   void shutdown();
 
@@ -77,6 +85,8 @@ class Worker {
   EventPtr reap_event_;
   absl::flat_hash_map<ClientConnection*, std::shared_ptr<ClientConnection>> connections_;
   std::vector<std::shared_ptr<ClientConnection>> retired_;
+  std::atomic<size_t> open_connections_{0};
+  bool draining_ = false;
 };
 
 }  // namespace aaproxy

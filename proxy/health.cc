@@ -1,0 +1,60 @@
+// Text format as k8s.io/apiserver's healthz handlers write it ("[+]ping ok", "[-]x failed: ...").
+#include "proxy/health.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace aaproxy {
+
+std::vector<HealthCheckResult> runHealthChecks(const HealthState& state, bool readiness) {
+  std::vector<HealthCheckResult> checks;
+  checks.push_back({"ping", true, ""});
+  if (!readiness) {
+    return checks;
+  }
+  checks.push_back({"extension-apiserver-authentication", state.authenticationConfigLoaded(),
+                    "authentication configuration not loaded yet"});
+  checks.push_back({"backend", state.backendReachable(), "the backend is not reachable"});
+  checks.push_back({"shutdown", !state.shuttingDown(), "process is shutting down"});
+  return checks;
+}
+
+HealthResponse renderHealth(const std::string& endpoint, const std::vector<HealthCheckResult>& checks,
+                            bool verbose, const std::string& only) {
+  HealthResponse response;
+  if (!only.empty()) {
+    for (const HealthCheckResult& check : checks) {
+      if (check.name == only) {
+        if (check.ok) {
+          response.body = "ok";
+        } else {
+          response.status = 500;
+          response.body = absl::StrCat("internal server error: ", check.reason, "\n");
+        }
+        return response;
+      }
+    }
+    response.status = 404;
+    response.body = "404 page not found\n";
+    return response;
+  }
+  bool all_ok = true;
+  std::string list;
+  for (const HealthCheckResult& check : checks) {
+    if (check.ok) {
+      absl::StrAppend(&list, "[+]", check.name, " ok\n");
+    } else {
+      all_ok = false;
+      // Upstream withholds reasons from the aggregate endpoint; they are in the logs.
+      absl::StrAppend(&list, "[-]", check.name, " failed: reason withheld\n");
+    }
+  }
+  if (all_ok && !verbose) {
+    response.body = "ok";
+    return response;
+  }
+  response.status = all_ok ? 200 : 500;
+  response.body = absl::StrCat(list, endpoint, all_ok ? " check passed\n" : " check failed\n");
+  return response;
+}
+
+}  // namespace aaproxy

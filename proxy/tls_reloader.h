@@ -1,0 +1,63 @@
+// Keeps the serving TLS context current: re-reads the certificate, key and CA files when they
+// change on disk (cert-manager rotation) or on SIGHUP, and takes client CA bundles learnt at run
+// time (the extension-apiserver-authentication ConfigMap). Existing connections keep the context
+// they started with; new ones get the new one.
+#pragma once
+
+#include <sys/stat.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "proxy/tls_context.h"
+
+namespace aaproxy {
+
+class TlsReloader {
+ public:
+  using Publish = std::function<void(std::shared_ptr<const ServerTlsContext>)>;
+
+  // `settings.client_ca_pems` is ignored: CA bundles come from `ca_files` and setDynamicCas().
+  TlsReloader(ServerTlsSettings settings, std::vector<std::string> ca_files, Publish publish);
+
+  // Builds the first context; an error names the flag or file at fault.
+  absl::Status loadInitial();
+
+  // Rebuilds if any watched file changed (or always with `force`). On error the current context
+  // stays in force and the error is returned for logging.
+  absl::Status reloadIfChanged(bool force);
+
+  // CA bundles from a dynamic source, keyed by origin (e.g. "client-ca-file from ConfigMap").
+  absl::Status setDynamicCas(const std::string& origin, std::vector<std::string> pems);
+
+  uint64_t reloads() const;
+
+ private:
+  struct Fingerprint {
+    ino_t inode = 0;
+    off_t size = 0;
+    struct timespec mtime {};
+    bool operator==(const Fingerprint& o) const {
+      return inode == o.inode && size == o.size && mtime.tv_sec == o.mtime.tv_sec &&
+             mtime.tv_nsec == o.mtime.tv_nsec;
+    }
+  };
+  std::map<std::string, Fingerprint> fingerprints() const;
+  absl::Status rebuildLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+
+  const ServerTlsSettings settings_;
+  const std::vector<std::string> ca_files_;
+  const Publish publish_;
+  mutable absl::Mutex mutex_;
+  std::map<std::string, Fingerprint> seen_ ABSL_GUARDED_BY(mutex_);
+  std::map<std::string, std::vector<std::string>> dynamic_cas_ ABSL_GUARDED_BY(mutex_);
+  uint64_t reloads_ ABSL_GUARDED_BY(mutex_) = 0;
+};
+
+}  // namespace aaproxy
