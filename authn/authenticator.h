@@ -6,7 +6,6 @@
 
 #include <string>
 
-#include "authn/header_map_compat.h"  // Must precede k8s/header_map.h.
 #include "k8s/header_map.h"
 #include "k8s/user_info.h"
 

@@ -2,7 +2,6 @@
 #include "authn/request_header_authenticator.h"
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "authn/x509_verifier.h"
 
@@ -27,12 +26,6 @@ int hexValue(char c) {
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
   if (c >= 'A' && c <= 'F') return c - 'A' + 10;
   return -1;
-}
-
-bool hasPrefixIgnoreCase(std::string_view s, std::string_view prefix) {
-  return s.size() >= prefix.size() &&
-         absl::EqualsIgnoreCase(absl::string_view(s.data(), prefix.size()),
-                                absl::string_view(prefix.data(), prefix.size()));
 }
 
 }  // namespace
@@ -103,7 +96,7 @@ std::optional<UserInfo> RequestHeaderAuthenticator::userFromHeaders(
   // Empty values are kept (upstream appends every value of a matching header).
   for (const std::string& prefix : config_.extraHeaderPrefixes) {
     for (const Header& h : headers.entries()) {
-      if (!hasPrefixIgnoreCase(h.name, prefix)) {
+      if (!startsWithIgnoreCase(h.name, prefix)) {
         continue;
       }
       std::string rawKey = absl::AsciiStrToLower(

@@ -1,0 +1,87 @@
+// Identity header stripping and writing.
+#include "authn/identity_headers.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace aaproxy {
+namespace {
+
+// net/http's isTokenTable (RFC 7230 tchar), which client-go copies as legalHeaderKeyBytes.
+bool isTokenChar(unsigned char c) {
+  if (c >= '0' && c <= '9') return true;
+  if (c >= 'a' && c <= 'z') return true;
+  if (c >= 'A' && c <= 'Z') return true;
+  switch (c) {
+    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
+    case '-': case '.': case '^': case '_': case '`': case '|': case '~':
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
+std::string escapeExtraHeaderKey(std::string_view key) {
+  std::string out;
+  out.reserve(key.size());
+  for (unsigned char c : key) {
+    if (!isTokenChar(c) || c == '%') {
+      absl::StrAppendFormat(&out, "%%%02X", c);
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
+size_t stripIdentityHeaders(HeaderMap& headers, const IdentityHeaderNames& configured) {
+  return headers.removeIf([&configured](const Header& h) {
+    std::string_view name = h.name;
+    if (equalsIgnoreCase(name, "Authorization") || equalsIgnoreCase(name, kRemoteUserHeader) ||
+        equalsIgnoreCase(name, kRemoteUidHeader) || equalsIgnoreCase(name, kRemoteGroupHeader) ||
+        startsWithIgnoreCase(name, kRemoteExtraHeaderPrefix) ||
+        startsWithIgnoreCase(name, "Impersonate-")) {
+      return true;
+    }
+    for (const auto* names :
+         {&configured.usernameHeaders, &configured.uidHeaders, &configured.groupHeaders}) {
+      for (const std::string& n : *names) {
+        if (equalsIgnoreCase(name, n)) {
+          return true;
+        }
+      }
+    }
+    for (const std::string& prefix : configured.extraHeaderPrefixes) {
+      if (startsWithIgnoreCase(name, prefix)) {
+        return true;
+      }
+    }
+    return false;
+  });
+}
+
+void setIdentityHeaders(HeaderMap& headers, const UserInfo& user) {
+  headers.removeIf([](const Header& h) {
+    std::string_view name = h.name;
+    return equalsIgnoreCase(name, kRemoteUserHeader) || equalsIgnoreCase(name, kRemoteUidHeader) ||
+           equalsIgnoreCase(name, kRemoteGroupHeader) ||
+           startsWithIgnoreCase(name, kRemoteExtraHeaderPrefix);
+  });
+  headers.add(kRemoteUserHeader, user.name);
+  if (!user.uid.empty()) {
+    headers.add(kRemoteUidHeader, user.uid);
+  }
+  for (const std::string& group : user.groups) {
+    headers.add(kRemoteGroupHeader, group);
+  }
+  for (const auto& [key, values] : user.extra) {
+    std::string name = absl::StrCat(kRemoteExtraHeaderPrefix, escapeExtraHeaderKey(key));
+    for (const std::string& value : values) {
+      headers.add(name, value);
+    }
+  }
+}
+
+}  // namespace aaproxy

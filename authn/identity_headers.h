@@ -1,0 +1,42 @@
+// Identity headers between the proxy and its backend: removing whatever a client sent, and
+// writing the authenticated identity the way kube-aggregator does (client-go's
+// transport.SetAuthProxyHeaders).
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "k8s/header_map.h"
+#include "k8s/user_info.h"
+
+namespace aaproxy {
+
+inline constexpr char kRemoteUserHeader[] = "X-Remote-User";
+inline constexpr char kRemoteUidHeader[] = "X-Remote-Uid";
+inline constexpr char kRemoteGroupHeader[] = "X-Remote-Group";
+inline constexpr char kRemoteExtraHeaderPrefix[] = "X-Remote-Extra-";
+
+// The request-header names configured for this proxy (from the ConfigMap or flags).
+struct IdentityHeaderNames {
+  std::vector<std::string> usernameHeaders;
+  std::vector<std::string> uidHeaders;
+  std::vector<std::string> groupHeaders;
+  std::vector<std::string> extraHeaderPrefixes;
+};
+
+// Removes, case-insensitively and every duplicate line: Authorization, X-Remote-User,
+// X-Remote-Uid, X-Remote-Group, X-Remote-Extra-*, Impersonate-* (User, Uid, Group, Extra-*),
+// and the configured names and prefixes. Returns the number of lines removed.
+size_t stripIdentityHeaders(HeaderMap& headers, const IdentityHeaderNames& configured);
+
+// Replaces X-Remote-User/Uid/Group/Extra-* with `user`: X-Remote-User, X-Remote-Uid (only when
+// non-empty), one X-Remote-Group line per group, one X-Remote-Extra-<escaped key> line per
+// value (keys in map order).
+void setIdentityHeaders(HeaderMap& headers, const UserInfo& user);
+
+// client-go's headerKeyEscape: every byte that is not an RFC 7230 token character, and '%'
+// itself, becomes %XX (uppercase hex). The inverse is url.PathUnescape after lowercasing.
+std::string escapeExtraHeaderKey(std::string_view key);
+
+}  // namespace aaproxy

@@ -1,0 +1,120 @@
+#include "authn/identity_headers.h"
+
+#include "authn/request_header_authenticator.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace aaproxy {
+namespace {
+
+std::vector<std::string> names(const HeaderMap& headers) {
+  std::vector<std::string> out;
+  for (const Header& h : headers.entries()) {
+    out.push_back(h.name);
+  }
+  return out;
+}
+
+TEST(StripIdentityHeadersTest, RemovesStandardConfiguredAndImpersonationHeaders) {
+  HeaderMap headers;
+  headers.add("Host", "example");
+  headers.add("authorization", "Bearer t");
+  headers.add("AUTHORIZATION", "Basic x");
+  headers.add("x-remote-user", "mallory");
+  headers.add("X-Remote-User", "mallory2");
+  headers.add("X-Remote-Uid", "u");
+  headers.add("X-REMOTE-GROUP", "system:masters");
+  headers.add("X-Remote-Extra-Scopes", "s");
+  headers.add("x-remote-extra-", "empty key");
+  headers.add("X-Custom-User", "mallory");
+  headers.add("X-Custom-Uid", "u");
+  headers.add("x-custom-group", "g");
+  headers.add("X-Custom-Extra-Foo", "f");
+  headers.add("Impersonate-User", "admin");
+  headers.add("impersonate-group", "system:masters");
+  headers.add("Impersonate-Uid", "1");
+  headers.add("Impersonate-Extra-Scopes", "x");
+  headers.add("Accept", "application/json");
+  headers.add("X-Remote-Username-Not-Really", "kept: not a configured name");
+  IdentityHeaderNames configured{{"X-Custom-User"}, {"X-Custom-Uid"}, {"X-Custom-Group"},
+                                 {"X-Custom-Extra-"}};
+  EXPECT_EQ(stripIdentityHeaders(headers, configured), 16u);
+  EXPECT_EQ(names(headers),
+            (std::vector<std::string>{"Host", "Accept", "X-Remote-Username-Not-Really"}));
+}
+
+TEST(EscapeExtraHeaderKeyTest, MatchesClientGo) {
+  EXPECT_EQ(escapeExtraHeaderKey("scopes"), "scopes");
+  EXPECT_EQ(escapeExtraHeaderKey("authentication.kubernetes.io/credential-id"),
+            "authentication.kubernetes.io%2Fcredential-id");
+  EXPECT_EQ(escapeExtraHeaderKey("100%"), "100%25");
+  EXPECT_EQ(escapeExtraHeaderKey("a b:c\"d"), "a%20b%3Ac%22d");
+  EXPECT_EQ(escapeExtraHeaderKey("abc123!#$+.-_*\\^`~|'&"), "abc123!#$+.-_*%5C^`~|'&");
+  EXPECT_EQ(escapeExtraHeaderKey("example.com/\xE4\xBB\x8A"), "example.com%2F%E4%BB%8A");
+  EXPECT_EQ(escapeExtraHeaderKey(std::string("\x00\x7f", 2)), "%00%7F");
+}
+
+TEST(SetIdentityHeadersTest, WritesAggregatorStyleHeaders) {
+  HeaderMap headers;
+  headers.add("X-Remote-User", "stale");
+  headers.add("X-Remote-Extra-Old", "stale");
+  UserInfo user{"alice", "", {"dev", "system:authenticated"}, {{"a/b", {"1", "2"}}}};
+  setIdentityHeaders(headers, user);
+  std::vector<std::pair<std::string, std::string>> lines;
+  for (const Header& h : headers.entries()) {
+    lines.emplace_back(h.name, h.value);
+  }
+  EXPECT_EQ(lines, (std::vector<std::pair<std::string, std::string>>{
+                       {"X-Remote-User", "alice"},
+                       {"X-Remote-Group", "dev"},
+                       {"X-Remote-Group", "system:authenticated"},
+                       {"X-Remote-Extra-a%2Fb", "1"},
+                       {"X-Remote-Extra-a%2Fb", "2"}}));
+  user.uid = "uid-1";
+  setIdentityHeaders(headers, user);
+  EXPECT_EQ(headers.getAll("X-Remote-Uid"), std::vector<std::string_view>{"uid-1"});
+  EXPECT_EQ(headers.getAll("X-Remote-User"), std::vector<std::string_view>{"alice"});
+}
+
+TEST(SetIdentityHeadersTest, RoundTripsThroughTheRequestHeaderAuthenticator) {
+  auto auth = RequestHeaderAuthenticator::create({nullptr,
+                                                  {},
+                                                  {"X-Remote-User"},
+                                                  {"X-Remote-Uid"},
+                                                  {"X-Remote-Group"},
+                                                  {"X-Remote-Extra-"}});
+  ASSERT_TRUE(auth.ok());
+  std::vector<UserInfo> users = {
+      {"alice", "", {}, {}},
+      {"system:serviceaccount:ns:sa",
+       "0f6b9c1e-uid",
+       {"system:serviceaccounts", "system:serviceaccounts:ns", "a,b", "with space"},
+       {{"authentication.kubernetes.io/credential-id", {"JTI=abc"}},
+        {"authentication.kubernetes.io/pod-name", {"pod-1"}},
+        {"scopes", {"view", "", "edit"}},
+        {"100%sure", {"yes"}},
+        {"", {"empty key"}},
+        {"example.com/\xE4\xBB\x8A\xE6\x97\xA5", {"unicode"}},
+        {"key with spaces & \"quotes\"", {"v"}}}},
+  };
+  for (const UserInfo& user : users) {
+    SCOPED_TRACE(user.name);
+    HeaderMap headers;
+    setIdentityHeaders(headers, user);
+    std::optional<UserInfo> back = (*auth)->userFromHeaders(headers);
+    ASSERT_TRUE(back.has_value());
+    EXPECT_EQ(*back, user);
+  }
+}
+
+TEST(SetIdentityHeadersTest, UppercaseExtraKeysComeBackLowercasedAsUpstream) {
+  auto auth = RequestHeaderAuthenticator::create(
+      {nullptr, {}, {"X-Remote-User"}, {}, {}, {"X-Remote-Extra-"}});
+  HeaderMap headers;
+  setIdentityHeaders(headers, {"bob", "", {}, {{"Scopes", {"x"}}}});
+  EXPECT_EQ((*auth)->userFromHeaders(headers)->extra,
+            (std::map<std::string, std::vector<std::string>>{{"scopes", {"x"}}}));
+}
+
+}  // namespace
+}  // namespace aaproxy
