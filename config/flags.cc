@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <algorithm>
 #include <functional>
 #include <optional>
 #include <thread>
@@ -15,6 +16,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 
 namespace aaproxy {
@@ -87,6 +89,24 @@ absl::Status readableFile(std::string_view value, std::string& out) {
   return absl::OkStatus();
 }
 
+// pflag's StringSlice: comma-separated; a repeated flag appends.
+absl::Status appendList(std::string_view value, std::vector<std::string>& out) {
+  for (absl::string_view item : absl::StrSplit(av(value), ',')) {
+    item = absl::StripAsciiWhitespace(item);
+    if (!item.empty()) {
+      out.emplace_back(item);
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status appendOptionalList(std::string_view value, std::optional<std::vector<std::string>>& out) {
+  if (!out.has_value()) {
+    out.emplace();
+  }
+  return appendList(value, *out);
+}
+
 absl::Status parseTlsVersion(std::string_view value, int& out) {
   static const std::pair<const char*, int> kVersions[] = {
       {"VersionTLS12", TLS1_2_VERSION},
@@ -144,6 +164,96 @@ const std::vector<FlagSpec>& flagTable() {
        "Enables anonymous requests: requests not rejected by another authentication method are treated as "
        "user system:anonymous in group system:unauthenticated. When false they are answered 401.",
        [](ProxyOptions& o, std::string_view v) { return parseBool(v, o.anonymous_auth); }},
+      {"kubeconfig", false, "path", "",
+       "kubeconfig for both --authentication-kubeconfig and --authorization-kubeconfig when they are not set. "
+       "Without any, the in-cluster service account is used.",
+       [](ProxyOptions& o, std::string_view v) { return readableFile(v, o.kubeconfig); }},
+      {"authentication-kubeconfig", false, "path", "",
+       "kubeconfig file pointing at the 'core' kubernetes server with enough rights to create "
+       "tokenreviews.authentication.k8s.io and read the extension-apiserver-authentication ConfigMap.",
+       [](ProxyOptions& o, std::string_view v) { return readableFile(v, o.authentication_kubeconfig); }},
+      {"authorization-kubeconfig", false, "path", "",
+       "kubeconfig file pointing at the 'core' kubernetes server with enough rights to create "
+       "subjectaccessreviews.authorization.k8s.io.",
+       [](ProxyOptions& o, std::string_view v) { return readableFile(v, o.authorization_kubeconfig); }},
+      {"authentication-skip-lookup", true, "bool", "false",
+       "If false, the authentication-kubeconfig is used to look up missing authentication "
+       "configuration from the cluster (kube-system/extension-apiserver-authentication).",
+       [](ProxyOptions& o, std::string_view v) { return parseBool(v, o.authentication_skip_lookup); }},
+      {"authentication-tolerate-lookup-failure", true, "bool", "false",
+       "If true, failures to look up missing authentication configuration from the cluster are not "
+       "fatal. Note that this can result in authentication that treats all requests as anonymous.",
+       [](ProxyOptions& o, std::string_view v) {
+         return parseBool(v, o.authentication_tolerate_lookup_failure);
+       }},
+      {"requestheader-allowed-names", false, "strings", "",
+       "List of client certificate common names to allow to provide usernames in headers specified by "
+       "--requestheader-username-headers. If empty, any client certificate validated by the authorities "
+       "in --requestheader-client-ca-file is allowed.",
+       [](ProxyOptions& o, std::string_view v) { return appendOptionalList(v, o.requestheader_allowed_names); }},
+      {"requestheader-username-headers", false, "strings", "x-remote-user",
+       "List of request headers to inspect for usernames. X-Remote-User is common.",
+       [](ProxyOptions& o, std::string_view v) {
+         return appendOptionalList(v, o.requestheader_username_headers);
+       }},
+      {"requestheader-uid-headers", false, "strings", "",
+       "List of request headers to inspect for UIDs. X-Remote-Uid is suggested.",
+       [](ProxyOptions& o, std::string_view v) { return appendOptionalList(v, o.requestheader_uid_headers); }},
+      {"requestheader-group-headers", false, "strings", "x-remote-group",
+       "List of request headers to inspect for groups. X-Remote-Group is suggested.",
+       [](ProxyOptions& o, std::string_view v) { return appendOptionalList(v, o.requestheader_group_headers); }},
+      {"requestheader-extra-headers-prefix", false, "strings", "x-remote-extra-",
+       "List of request header prefixes to inspect. X-Remote-Extra- is suggested.",
+       [](ProxyOptions& o, std::string_view v) {
+         return appendOptionalList(v, o.requestheader_extra_headers_prefix);
+       }},
+      {"authentication-token-webhook-cache-ttl", false, "duration", "10s",
+       "The duration to cache responses from the webhook token authenticator.",
+       [](ProxyOptions& o, std::string_view v) { return parseDuration(v, o.token_webhook_cache_ttl); }},
+      {"authentication-token-audiences", false, "strings", "",
+       "Audiences sent in TokenReviews; empty means the apiserver's own audiences.",
+       [](ProxyOptions& o, std::string_view v) { return appendList(v, o.token_audiences); }},
+      {"authentication-configmap-resync-period", false, "duration", "1m",
+       "How often the extension-apiserver-authentication ConfigMap is re-read besides the watch.",
+       [](ProxyOptions& o, std::string_view v) { return parseDuration(v, o.configmap_resync_period); }},
+      {"authorization-mode", false, "strings", "webhook",
+       "Ordered authorizers after the always-allow rules: static (the --authorization-policy-file) and/or "
+       "webhook (SubjectAccessReview to kube-apiserver), e.g. static,webhook.",
+       [](ProxyOptions& o, std::string_view v) -> absl::Status {
+         std::vector<std::string> modes;
+         appendList(v, modes);
+         for (const std::string& m : modes) {
+           if (m != "static" && m != "webhook") {
+             return invalid(v, "must list static and/or webhook");
+           }
+         }
+         if (modes.empty()) {
+           return invalid(v, "must list static and/or webhook");
+         }
+         o.authorization_modes = modes;
+         return absl::OkStatus();
+       }},
+      {"authorization-policy-file", false, "path", "",
+       "YAML rules for the static authorizer (standalone mode, no cluster); see docs/static-policy.md.",
+       [](ProxyOptions& o, std::string_view v) { return readableFile(v, o.authorization_policy_file); }},
+      {"authorization-always-allow-groups", false, "strings", "system:masters",
+       "Groups whose requests are always allowed (privileged groups).",
+       [](ProxyOptions& o, std::string_view v) {
+         o.always_allow_groups.clear();
+         return appendList(v, o.always_allow_groups);
+       }},
+      {"authorization-always-allow-paths", false, "strings", "/healthz,/readyz,/livez",
+       "Non-resource paths allowed without asking kube-apiserver; a trailing * matches a prefix.",
+       [](ProxyOptions& o, std::string_view v) {
+         o.always_allow_paths.clear();
+         return appendList(v, o.always_allow_paths);
+       }},
+      {"authorization-webhook-cache-authorized-ttl", false, "duration", "10s",
+       "The duration to cache 'authorized' responses from the webhook authorizer.",
+       [](ProxyOptions& o, std::string_view v) { return parseDuration(v, o.authorized_ttl); }},
+      {"authorization-webhook-cache-unauthorized-ttl", false, "duration", "10s",
+       "The duration to cache 'unauthorized' responses from the webhook authorizer.",
+       [](ProxyOptions& o, std::string_view v) { return parseDuration(v, o.unauthorized_ttl); }},
       {"workers", false, "int", "number of cores", "Worker threads, each with its own event loop.",
        [](ProxyOptions& o, std::string_view v) { return parseInt(v, 1, 256, o.workers); }},
       {"read-header-timeout", false, "duration", "32s",
@@ -290,6 +400,16 @@ absl::StatusOr<CommandLine> parseCommandLine(const std::vector<std::string>& arg
     return absl::InvalidArgumentError(
         o.tls_cert_file.empty() ? "--tls-cert-file: required when --tls-private-key-file is set"
                                 : "--tls-private-key-file: required when --tls-cert-file is set");
+  }
+  bool static_mode = std::find(o.authorization_modes.begin(), o.authorization_modes.end(), "static") !=
+                     o.authorization_modes.end();
+  if (static_mode && o.authorization_policy_file.empty()) {
+    return absl::InvalidArgumentError(
+        "--authorization-policy-file: required when --authorization-mode includes static");
+  }
+  if (!static_mode && !o.authorization_policy_file.empty()) {
+    return absl::InvalidArgumentError(
+        "--authorization-mode: must include static when --authorization-policy-file is set");
   }
   if (o.tls_min_version == 0) {
     o.tls_min_version = TLS1_2_VERSION;

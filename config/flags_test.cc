@@ -83,7 +83,24 @@ INSTANTIATE_TEST_SUITE_P(
                     "(VersionTLS12, VersionTLS13)"},
         BadFlagCase{{"--upstream", "http://h:1", "--idle-timeout", "soon"},
                     "--idle-timeout: \"soon\" is not a duration like 30s, 1m30s or 500ms"},
-        BadFlagCase{{"--upstream"}, "--upstream: needs a value"}));
+        BadFlagCase{{"--upstream"}, "--upstream: needs a value"},
+        BadFlagCase{{"--upstream", "http://h:1", "--authorization-mode", "static"},
+                    "--authorization-policy-file: required when --authorization-mode includes static"},
+        BadFlagCase{{"--upstream", "http://h:1", "--authorization-mode", "rbac"},
+                    "--authorization-mode: \"rbac\" must list static and/or webhook"}));
+
+TEST(Flags, ListsSplitOnCommasAndAppend) {
+  auto cl = parse({"--upstream", "http://h:1", "--requestheader-username-headers", "X-User, X-Other",
+                   "--requestheader-username-headers=X-Third", "--authorization-always-allow-paths",
+                   "/healthz,/metrics*"});
+  ASSERT_TRUE(cl.ok()) << cl.status();
+  ASSERT_TRUE(cl->options.requestheader_username_headers.has_value());
+  EXPECT_EQ(*cl->options.requestheader_username_headers,
+            (std::vector<std::string>{"X-User", "X-Other", "X-Third"}));
+  EXPECT_FALSE(cl->options.requestheader_group_headers.has_value());
+  EXPECT_EQ(cl->options.always_allow_paths, (std::vector<std::string>{"/healthz", "/metrics*"}));
+  EXPECT_EQ(cl->options.always_allow_groups, (std::vector<std::string>{"system:masters"}));
+}
 
 TEST(UpstreamAddress, Ipv6) {
   auto a = parseUpstreamAddress("http://[::1]:8080/");

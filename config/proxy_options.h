@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,31 @@ struct ProxyOptions {
   std::string client_ca_file;
   std::string requestheader_client_ca_file;
   bool anonymous_auth = false;
+
+  // Delegated authentication (k8s.io/apiserver's DelegatingAuthenticationOptions).
+  std::string kubeconfig;                 // fallback for both of the below
+  std::string authentication_kubeconfig;  // TokenReview, the ConfigMap lookup
+  std::string authorization_kubeconfig;   // SubjectAccessReview
+  bool authentication_skip_lookup = false;
+  bool authentication_tolerate_lookup_failure = false;
+  // Explicit request-header settings; set ones override the ConfigMap's.
+  std::optional<std::vector<std::string>> requestheader_allowed_names;
+  std::optional<std::vector<std::string>> requestheader_username_headers;
+  std::optional<std::vector<std::string>> requestheader_uid_headers;
+  std::optional<std::vector<std::string>> requestheader_group_headers;
+  std::optional<std::vector<std::string>> requestheader_extra_headers_prefix;
+  absl::Duration token_webhook_cache_ttl = absl::Seconds(10);
+  std::vector<std::string> token_audiences;
+  absl::Duration configmap_resync_period = absl::Minutes(1);
+
+  // Delegated authorization.
+  std::vector<std::string> authorization_modes = {"webhook"};  // "static", "webhook"
+  std::string authorization_policy_file;
+  std::vector<std::string> always_allow_groups = {"system:masters"};
+  std::vector<std::string> always_allow_paths = {"/healthz", "/readyz", "/livez"};
+  absl::Duration authorized_ttl = absl::Seconds(10);
+  absl::Duration unauthorized_ttl = absl::Seconds(10);
+  size_t authorization_cache_size = 8192;
 
   // HTTP limits and timeouts (defaults as k8s.io/apiserver's secure serving where it has one).
   absl::Duration read_header_timeout = absl::Seconds(32);
