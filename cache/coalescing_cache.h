@@ -1,0 +1,199 @@
+// A sharded LRU+TTL cache for authorization decisions and token reviews that also coalesces
+// concurrent misses: the first caller of a missing key becomes its leader and does the remote
+// call; later callers join and are called back when the leader completes.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <list>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "cache/clock.h"
+
+namespace aaproxy {
+
+struct CoalescingCacheOptions {
+  size_t capacity = 8192;  // total entries across shards (upstream's webhook cache size)
+  size_t shards = 16;      // each shard has its own lock; hits on different shards never contend
+  const MonotonicClock* clock = nullptr;  // nullptr: SteadyClock
+};
+
+struct CoalescingCacheStats {
+  uint64_t hits = 0;
+  uint64_t misses = 0;     // lookups that made the caller a leader
+  uint64_t coalesced = 0;  // lookups that joined an in-flight leader
+  uint64_t evictions = 0;  // LRU evictions (expired entries are not counted)
+};
+
+template <typename V>
+class CoalescingCache {
+ public:
+  using Result = absl::StatusOr<V>;
+  // Called once with the leader's result (value or error).
+  using Callback = std::function<void(const Result&)>;
+  // Runs a closure where the waiter wants its callback to run (typically: post it to the
+  // waiter's event loop). Empty: the callback runs inline on the completing thread.
+  using Dispatcher = std::function<void(std::function<void()>)>;
+
+  enum class Outcome {
+    kHit,     // `value` holds the cached value; the callback is dropped
+    kLeader,  // the caller must call complete(key, ...) exactly once, success or failure
+    kJoined,  // the callback will run (via the dispatcher) when the leader completes
+  };
+  struct Lookup {
+    Outcome outcome;
+    std::optional<V> value;
+  };
+
+  explicit CoalescingCache(CoalescingCacheOptions options = {})
+      : clock_(options.clock != nullptr ? options.clock : &SteadyClock::instance()) {
+    size_t shards = std::max<size_t>(1, std::min(options.shards, std::max<size_t>(1, options.capacity)));
+    size_t perShard = std::max<size_t>(1, (options.capacity + shards - 1) / shards);
+    shards_.reserve(shards);
+    for (size_t i = 0; i < shards; ++i) shards_.push_back(std::make_unique<Shard>(perShard));
+  }
+
+  CoalescingCache(const CoalescingCache&) = delete;
+  CoalescingCache& operator=(const CoalescingCache&) = delete;
+
+  Lookup lookup(const std::string& key, Dispatcher dispatch, Callback onComplete) {
+    Shard& shard = shardFor(key);
+    absl::MutexLock lock(&shard.mu);
+    if (auto value = shard.findLocked(key, clock_->now())) {
+      hits_.fetch_add(1, std::memory_order_relaxed);
+      return {Outcome::kHit, std::move(value)};
+    }
+    auto it = shard.inflight.find(key);
+    if (it != shard.inflight.end()) {
+      it->second.push_back(Waiter{std::move(dispatch), std::move(onComplete)});
+      coalesced_.fetch_add(1, std::memory_order_relaxed);
+      return {Outcome::kJoined, std::nullopt};
+    }
+    shard.inflight.emplace(key, std::vector<Waiter>{});
+    misses_.fetch_add(1, std::memory_order_relaxed);
+    return {Outcome::kLeader, std::nullopt};
+  }
+
+  // Finishes the leader's lookup. A value is cached for `ttl` (nothing is cached when
+  // ttl <= 0, e.g. upstream's "too large to cache" case); an error is never cached. Every
+  // joined waiter gets the result. Completing a key nobody leads only caches the value.
+  void complete(const std::string& key, Result result, std::chrono::nanoseconds ttl) {
+    std::vector<Waiter> waiters;
+    Shard& shard = shardFor(key);
+    {
+      absl::MutexLock lock(&shard.mu);
+      if (result.ok() && ttl > std::chrono::nanoseconds::zero()) {
+        evictions_.fetch_add(shard.insertLocked(key, *result, clock_->now() + ttl),
+                             std::memory_order_relaxed);
+      }
+      auto it = shard.inflight.find(key);
+      if (it != shard.inflight.end()) {
+        waiters = std::move(it->second);
+        shard.inflight.erase(it);
+      }
+    }
+    if (waiters.empty()) return;
+    auto shared = std::make_shared<const Result>(std::move(result));
+    for (Waiter& w : waiters) {
+      if (w.dispatch) {
+        w.dispatch([cb = std::move(w.callback), shared]() { cb(*shared); });
+      } else {
+        w.callback(*shared);
+      }
+    }
+  }
+
+  // A plain read: no coalescing, no leader election.
+  std::optional<V> get(const std::string& key) {
+    Shard& shard = shardFor(key);
+    absl::MutexLock lock(&shard.mu);
+    return shard.findLocked(key, clock_->now());
+  }
+
+  size_t size() const {
+    size_t n = 0;
+    for (const auto& s : shards_) {
+      absl::MutexLock lock(&s->mu);
+      n += s->lru.size();
+    }
+    return n;
+  }
+
+  CoalescingCacheStats stats() const {
+    return {hits_.load(), misses_.load(), coalesced_.load(), evictions_.load()};
+  }
+
+ private:
+  struct Waiter {
+    Dispatcher dispatch;
+    Callback callback;
+  };
+  struct Entry {
+    std::string key;
+    V value;
+    MonotonicClock::TimePoint expires;
+  };
+  struct Shard {
+    explicit Shard(size_t cap) : capacity(cap) {}
+
+    std::optional<V> findLocked(const std::string& key, MonotonicClock::TimePoint now)
+        ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+      auto it = index.find(key);
+      if (it == index.end()) return std::nullopt;
+      if (it->second->expires <= now) {
+        lru.erase(it->second);
+        index.erase(it);
+        return std::nullopt;
+      }
+      lru.splice(lru.begin(), lru, it->second);
+      return it->second->value;
+    }
+
+    // Returns how many entries were evicted to make room.
+    uint64_t insertLocked(const std::string& key, const V& value, MonotonicClock::TimePoint expires)
+        ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+      auto it = index.find(key);
+      if (it != index.end()) {
+        it->second->value = value;
+        it->second->expires = expires;
+        lru.splice(lru.begin(), lru, it->second);
+        return 0;
+      }
+      uint64_t evicted = 0;
+      while (lru.size() >= capacity) {
+        index.erase(lru.back().key);
+        lru.pop_back();
+        ++evicted;
+      }
+      lru.push_front(Entry{key, value, expires});
+      index.emplace(key, lru.begin());
+      return evicted;
+    }
+
+    const size_t capacity;
+    mutable absl::Mutex mu;
+    std::list<Entry> lru ABSL_GUARDED_BY(mu);  // front: most recently used
+    std::unordered_map<std::string, typename std::list<Entry>::iterator> index ABSL_GUARDED_BY(mu);
+    std::unordered_map<std::string, std::vector<Waiter>> inflight ABSL_GUARDED_BY(mu);
+  };
+
+  Shard& shardFor(const std::string& key) const {
+    return *shards_[std::hash<std::string>{}(key) % shards_.size()];
+  }
+
+  const MonotonicClock* clock_;
+  std::vector<std::unique_ptr<Shard>> shards_;
+  std::atomic<uint64_t> hits_{0}, misses_{0}, coalesced_{0}, evictions_{0};
+};
+
+}  // namespace aaproxy
