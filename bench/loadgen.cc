@@ -89,6 +89,8 @@ struct LoadStats {
   uint64_t timeouts = 0;
   uint64_t connects = 0;
   uint64_t tls_resumed = 0;
+  std::string tls_protocol;  // of the first handshake, e.g. "TLSv1.3"
+  std::string tls_cipher;
   LatencyHistogram latency;
 
   void merge(const LoadStats& o) {
@@ -100,6 +102,10 @@ struct LoadStats {
     timeouts += o.timeouts;
     connects += o.connects;
     tls_resumed += o.tls_resumed;
+    if (tls_protocol.empty()) {
+      tls_protocol = o.tls_protocol;
+      tls_cipher = o.tls_cipher;
+    }
     latency.merge(o.latency);
   }
 };
@@ -363,6 +369,10 @@ void LoadConnection::onEvent(bufferevent* bev, short events, void* arg) {
       if (SSL_session_reused(ssl) != 0) {
         ++stats.tls_resumed;
       }
+      if (stats.tls_protocol.empty()) {
+        stats.tls_protocol = SSL_get_version(ssl);
+        stats.tls_cipher = SSL_get_cipher_name(ssl);
+      }
     }
     self->sendRequest();
     return;
@@ -400,6 +410,9 @@ void LoadConnection::onEvent(bufferevent* bev, short events, void* arg) {
   if (self->target_.ssl_ctx != nullptr) {
     unsigned long e;
     while ((e = bufferevent_get_openssl_error(bev)) != 0) {
+      if (ERR_GET_LIB(e) == 0) {
+        continue;  // libevent's own marker, not an OpenSSL error
+      }
       char buf[256];
       ERR_error_string_n(e, buf, sizeof(buf));
       detail += std::string(detail.empty() ? "" : "; ") + buf;
@@ -426,6 +439,12 @@ void LoadConnection::onEvent(bufferevent* bev, short events, void* arg) {
 }
 
 void LoadConnection::reconnect(bool after_error) {
+  if (bev_ != nullptr && target_.ssl_ctx != nullptr) {
+    // Freeing an SSL that has not shut down marks its session not resumable; we close mid-stream
+    // on purpose (server closed, error, end of run) and still want to resume next time.
+    SSL_set_shutdown(bufferevent_openssl_get_ssl(bev_.get()),
+                     SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+  }
   bev_.reset();
   connected_ = false;
   in_flight_ = false;
@@ -586,7 +605,7 @@ int runLoad(const LoadgenOptions& options) {
       "\"errors_connect\":%llu,\"errors_io\":%llu,\"errors_timeout\":%llu,"
       "\"requests_per_sec\":%.1f,\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,"
       "\"p999_us\":%.1f,\"max_us\":%.1f,\"mean_us\":%.1f,\"connects\":%llu,\"tls_resumed\":%llu,"
-      "\"loadgen_cpu_s\":%.3f}\n",
+      "\"tls_protocol\":\"%s\",\"tls_cipher\":\"%s\",\"loadgen_cpu_s\":%.3f}\n",
       options.url.tls ? "https" : "http", options.url.host_header.c_str(),
       options.url.path_and_query.c_str(), options.connections, options.threads, elapsed_s,
       static_cast<unsigned long long>(total.responses),
@@ -599,7 +618,8 @@ int runLoad(const LoadgenOptions& options) {
       us(h.valueAtPercentile(50)), us(h.valueAtPercentile(90)), us(h.valueAtPercentile(99)),
       us(h.valueAtPercentile(99.9)), us(h.max()), h.mean() / 1000.0,
       static_cast<unsigned long long>(total.connects),
-      static_cast<unsigned long long>(total.tls_resumed), cpuSecondsOfProcess());
+      static_cast<unsigned long long>(total.tls_resumed), total.tls_protocol.c_str(),
+      total.tls_cipher.c_str(), cpuSecondsOfProcess());
   std::fflush(stdout);
   return 0;
 }

@@ -141,12 +141,14 @@ free_port() {
   die "no free port found"
 }
 
-# Polls a URL until it answers 2xx, the process dies or 15 s pass.
+# Polls a URL until it answers 2xx, the process dies or 10 s pass.
 wait_ready() {
   local pid=$1 name=$2
   shift 2
-  for _ in $(seq 150); do
+  local deadline=$((SECONDS + 10))
+  while ((SECONDS < deadline)); do
     if ! kill -0 "$pid" 2>/dev/null; then
+      log "$name exited"
       return 1
     fi
     if curl -sf -o /dev/null --max-time 1 "$@"; then
@@ -154,7 +156,7 @@ wait_ready() {
     fi
     sleep 0.1
   done
-  log "$name did not answer within 15 s"
+  log "$name did not answer within 10 s"
   return 1
 }
 
@@ -243,14 +245,14 @@ CURL_TLS=(--cert "$PKI/client.crt" --key "$PKI/client.key" --cacert "$PKI/ca.crt
 # The list response of the sample API (kubernetes-semantics.md §6), for the nginx stand-in.
 SAMPLE_LIST_JSON='{"apiVersion":"sample-api-server/v1alpha1","kind":"SampleList","metadata":{"resourceVersion":"1"},"items":[{"apiVersion":"sample-api-server/v1alpha1","kind":"Sample","metadata":{"name":"sample1"},"spec":{"name":"default"}}]}'
 
-free_port BACKEND_PORT
-BACKEND_URL=http://127.0.0.1:$BACKEND_PORT
-if [[ -n $SAMPLE_BACKEND ]]; then
-  BACKEND_DESC="//sample:sample-backend"
+start_sample_backend() {
   "$SAMPLE_BACKEND" --listen "127.0.0.1:$BACKEND_PORT" >"$TMP/backend.log" 2>&1 &
   BACKEND_PID=$!
-else
-  BACKEND_DESC="nginx stand-in (static JSON; //sample:sample-backend not available)"
+  STARTED_PIDS+=("$BACKEND_PID")
+  BACKEND_DESC="//sample:sample-backend"
+}
+
+start_nginx_backend() {
   mkdir -p "$TMP/backend-nginx"
   cat >"$TMP/backend-nginx/nginx.conf" <<EOF
 # Stand-in for //sample:sample-backend: the same list body from memory.
@@ -280,11 +282,29 @@ http {
 EOF
   nginx -c "$TMP/backend-nginx/nginx.conf" -p "$TMP/backend-nginx" >"$TMP/backend.log" 2>&1 &
   BACKEND_PID=$!
+  STARTED_PIDS+=("$BACKEND_PID")
+  BACKEND_DESC="nginx stand-in serving the sample list JSON"
+}
+
+free_port BACKEND_PORT
+BACKEND_URL=http://127.0.0.1:$BACKEND_PORT
+BACKEND_PID=""
+if [[ -n $SAMPLE_BACKEND ]]; then
+  start_sample_backend
+  if ! wait_ready "$BACKEND_PID" sample-backend "$BACKEND_URL$REQUEST_PATH"; then
+    tail -5 "$TMP/backend.log" >&2
+    stop_process "$BACKEND_PID"
+    [[ $BACKEND_KIND == sample ]] && die "//sample:sample-backend does not serve $REQUEST_PATH"
+    log "//sample:sample-backend does not serve $REQUEST_PATH with 2xx yet; using the nginx stand-in"
+    BACKEND_PID=""
+  fi
 fi
-STARTED_PIDS+=("$BACKEND_PID")
-if ! wait_ready "$BACKEND_PID" backend "$BACKEND_URL$REQUEST_PATH"; then
-  tail -20 "$TMP/backend.log" >&2
-  die "the backend did not start"
+if [[ -z $BACKEND_PID ]]; then
+  start_nginx_backend
+  if ! wait_ready "$BACKEND_PID" backend "$BACKEND_URL$REQUEST_PATH"; then
+    tail -20 "$TMP/backend.log" "$TMP/backend-nginx/error.log" >&2 2>/dev/null
+    die "the nginx stand-in backend did not start"
+  fi
 fi
 BACKEND_BODY=$(curl -sf "$BACKEND_URL$REQUEST_PATH")
 
@@ -511,12 +531,13 @@ function ratio(a, b) { return (b > 0) ? sprintf("%.2f", a / b) : "n/a" }
   val[t, "proxy_cpu", n] = (req > 0) ? num($0, "proxy_cpu_ticks") * 1e6 / tck / req : 0
   val[t, "backend_cpu", n] = (req > 0) ? num($0, "backend_cpu_ticks") * 1e6 / tck / req : 0
   val[t, "loadgen_cpu", n] = num($0, "loadgen_cpu_s") / num($0, "duration_s") * 100
+  if (str($0, "tls_protocol") != "") tls[t] = str($0, "tls_protocol") " " str($0, "tls_cipher")
 }
 END {
   printf "\naa-proxy benchmark: %d keep-alive connections, %s x %d run(s), medians; backend: %s\n\n", conns, duration, runs, backend_desc
-  fmt = "%-9s %11s %10s %10s %15s %17s %13s %8s\n"
+  fmt = "%-9s %9s %9s %9s %16s %18s %12s %7s\n"
   printf fmt, "target", "req/s", "p50 us", "p99 us", "proxy CPU us/req", "backend CPU us/req", "loadgen CPU%", "errors"
-  printf fmt, "---------", "-----------", "----------", "----------", "---------------", "-----------------", "-------------", "--------"
+  printf fmt, "---------", "---------", "---------", "---------", "----------------", "------------------", "------------", "-------"
   nt = split(order, names, " ")
   for (i = 1; i <= nt; i++) {
     t = names[i]
@@ -527,6 +548,12 @@ END {
     printf fmt, t, sprintf("%.0f", m[t, "rps"]), sprintf("%.0f", m[t, "p50"]), sprintf("%.0f", m[t, "p99"]),
       (t == "backend") ? "-" : sprintf("%.1f", m[t, "proxy_cpu"]), sprintf("%.1f", m[t, "backend_cpu"]),
       sprintf("%.0f", median(t, "loadgen_cpu")), errs
+  }
+  tls_line = ""
+  for (i = 1; i <= nt; i++) if (names[i] in tls) tls_line = tls_line sprintf("   %s: %s", names[i], tls[names[i]])
+  if (tls_line != "") printf "\nTLS negotiated:%s\n", tls_line
+  if (("aa-proxy" in tls) && ("nginx" in tls) && tls["aa-proxy"] != tls["nginx"]) {
+    printf "WARNING: aa-proxy and nginx negotiated different TLS parameters; CPU/req is not like for like\n"
   }
   if (("aa-proxy" in count) && ("nginx" in count)) {
     printf "\naa-proxy / nginx:  req/s %s   p50 %s   p99 %s   proxy CPU/req %s   (CPU/req <= 1.00 meets the target)\n",
