@@ -16,6 +16,7 @@
 #include "k8s/status.h"
 #include "proxy/health.h"
 #include "proxy/identity.h"
+#include "proxy/proxy_metrics.h"
 #include "proxy/worker.h"
 
 namespace aaproxy {
@@ -86,10 +87,17 @@ void ClientConnection::onDownstreamEvent(bufferevent* bev, short what, void* sel
     SSL* ssl = bufferevent_openssl_get_ssl(bev);
     conn->peer_leaf_.reset(SSL_get1_peer_certificate(ssl));
     conn->peer_chain_ = SSL_get_peer_cert_chain(ssl);
+    ProxyMetrics::get().tls_handshakes.inc();
+    if (SSL_session_reused(ssl)) {
+      ProxyMetrics::get().tls_resumptions.inc();
+    }
     AA_VLOG(4) << "TLS handshake with " << conn->peer_ip_ << " done: " << SSL_get_version(ssl)
                << (SSL_session_reused(ssl) ? " (resumed)" : "")
                << (conn->peer_leaf_ ? " with client certificate" : " without client certificate");
     return;
+  }
+  if ((what & BEV_EVENT_ERROR) && !conn->handshake_done_) {
+    ProxyMetrics::get().tls_handshake_errors.inc();
   }
   if (what & BEV_EVENT_ERROR) {
     unsigned long ssl_error = bufferevent_get_openssl_error(bev);
@@ -362,6 +370,13 @@ bool ClientConnection::serveLocalEndpoint() {
   std::string_view target = head_.target;
   std::string_view path = target.substr(0, target.find('?'));
   std::string_view query = target.size() > path.size() ? target.substr(path.size() + 1) : "";
+  if (path == "/metrics") {
+    HeaderMap headers;
+    headers.add("X-Content-Type-Options", "nosniff");
+    respondLocally(200, "text/plain; version=0.0.4; charset=utf-8",
+                   MetricsRegistry::global().render(), headers);
+    return true;
+  }
   for (std::string_view endpoint : {"/healthz", "/livez", "/readyz"}) {
     if (path != endpoint && !(path.size() > endpoint.size() && path.substr(0, endpoint.size()) == endpoint &&
                               path[endpoint.size()] == '/')) {
@@ -477,6 +492,9 @@ void ClientConnection::onUpstreamClosed(const std::string& error) {
   std::string reason = error.empty() ? "connection closed before a response" : error;
   AA_LOG(E) << "backend " << worker_.options().upstream.display << " unavailable for "
             << head_.method << " " << head_.target << ": " << reason;
+  (never_connected ? ProxyMetrics::get().upstream_connect_errors
+                   : ProxyMetrics::get().upstream_response_errors)
+      .inc();
   if (never_connected) {
     if (worker_.health().backendReachable()) {
       worker_.health().setBackendReachable(false);
@@ -689,6 +707,7 @@ void ClientConnection::finishCycle() {
   request_body_sent_ = 0;
   upstream_request_.clear();
   user_name_.clear();
+  metrics_verb_.clear();
   response_started_ = false;
   response_complete_ = false;
   response_bytes_seen_ = false;
@@ -761,6 +780,9 @@ void ClientConnection::closeNow() {
 }
 
 void ClientConnection::logRequest(int status) {
+  std::string verb = metrics_verb_.empty() ? head_.method : metrics_verb_;
+  ProxyMetrics::recordRequest(verb.empty() ? "UNKNOWN" : verb, status,
+                              absl::ToDoubleSeconds(absl::Now() - request_start_));
   constexpr size_t kMaxLoggedTarget = 256;
   std::string_view target = head_.target;
   AA_VLOG(2) << "\"" << head_.method << " " << target.substr(0, kMaxLoggedTarget)

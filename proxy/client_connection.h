@@ -78,7 +78,7 @@ class ClientConnection : public UpstreamConnection::Handler,
   void startAdmission();
   void onAdmitted(AdmissionVerdict verdict);
   void startForwarding(const UserInfo& user);
-  // Answers /healthz, /livez and /readyz here; false when the path is not one of them.
+  // Answers /healthz, /livez, /readyz and /metrics here; false for any other path.
   bool serveLocalEndpoint();
   void connectUpstream();
   void respondLocally(int status, const std::string& content_type, const std::string& body,
@@ -122,6 +122,7 @@ class ClientConnection : public UpstreamConnection::Handler,
   std::string upstream_request_;  // kept for one retry on a stale pooled connection
   absl::Time request_start_;
   std::string user_name_;
+  std::string metrics_verb_;  // the Kubernetes verb once known, upper case
 
   // Response side.
   std::unique_ptr<UpstreamConnection> upstream_;

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/logging.h"
+#include "common/metrics.h"
 
 namespace aaproxy {
 namespace {
@@ -83,6 +84,14 @@ absl::StatusOr<std::unique_ptr<ProxyServer>> ProxyServer::create(
     }
     server->workers_.push_back(std::move(worker));
   }
+  ProxyServer* raw = server.get();
+  MetricsRegistry::global().gauge("aaproxy_open_connections", "Open client connections.", "", [raw] {
+    double open = 0;
+    for (const auto& worker : raw->workers_) {
+      open += static_cast<double>(worker->openConnections());
+    }
+    return open;
+  });
   return server;
 }
 

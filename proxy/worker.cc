@@ -8,6 +8,7 @@
 
 #include "common/logging.h"
 #include "proxy/client_connection.h"
+#include "proxy/proxy_metrics.h"
 
 namespace aaproxy {
 namespace {
@@ -51,6 +52,7 @@ void Worker::onAccept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int, 
   auto* worker = static_cast<Worker*>(self);
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  ProxyMetrics::get().connections_accepted.inc();
   std::shared_ptr<const ServerTlsContext> tls = worker->shared_.tls();
   SSL* ssl = SSL_new(tls->get());
   if (ssl == nullptr) {

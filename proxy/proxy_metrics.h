@@ -1,0 +1,27 @@
+// The data plane's metrics, declared in one place. Names follow Kubernetes components
+// (apiserver_request_total, apiserver_request_duration_seconds) plus aaproxy_* for the proxy's own.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "common/metrics.h"
+
+namespace aaproxy {
+
+struct ProxyMetrics {
+  Counter& tls_handshakes;
+  Counter& tls_resumptions;
+  Counter& tls_handshake_errors;
+  Counter& connections_accepted;
+  Counter& upstream_connect_errors;
+  Counter& upstream_response_errors;
+
+  static ProxyMetrics& get();
+
+  // apiserver_request_total{code,verb} and apiserver_request_duration_seconds{verb}; `verb` is the
+  // Kubernetes verb (LIST, WATCH, GET, ...) in upper case as apiserver reports it.
+  static void recordRequest(std::string_view verb, int code, double seconds);
+};
+
+}  // namespace aaproxy
