@@ -12,10 +12,10 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "authn/identity_headers.h"
 #include "common/logging.h"
 #include "k8s/status.h"
 #include "proxy/health.h"
-#include "proxy/identity.h"
 #include "proxy/proxy_metrics.h"
 #include "proxy/worker.h"
 
