@@ -75,8 +75,8 @@ duration_seconds() {
     *) die "cannot read duration '$d' (use e.g. 10s, 500ms, 1m)" ;;
   esac
 }
-DURATION_S=$(duration_seconds "$DURATION")
-WARMUP_S=$(duration_seconds "$WARMUP")
+duration_seconds "$DURATION" >/dev/null # fail early on a bad duration
+duration_seconds "$WARMUP" >/dev/null
 
 for tool in openssl curl nginx awk ss; do
   command -v "$tool" >/dev/null || die "'$tool' is not installed (apt-get install -y openssl curl nginx-light gawk iproute2)"
@@ -113,6 +113,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+trap 'exit 129' HUP
 
 # Stops one started process (and, for nginx, its workers: nginx stops them on TERM).
 stop_process() {
