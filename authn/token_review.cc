@@ -110,7 +110,7 @@ std::string tokenReviewRequestBody(std::string_view token,
                                    const std::vector<std::string>& audiences) {
   std::string body =
       R"({"kind":"TokenReview","apiVersion":"authentication.k8s.io/v1",)"
-      R"("metadata":{"creationTimestamp":null},"spec":{)";
+      R"("metadata":{},"spec":{)";
   if (!token.empty()) {
     body += R"("token":)";
     appendGoJsonString(body, token);

@@ -16,9 +16,12 @@ namespace aaproxy {
 inline constexpr char kTokenReviewPath[] = "/apis/authentication.k8s.io/v1/tokenreviews";
 
 // The request body client-go's typed client sends for the webhook:
-// {"kind":"TokenReview","apiVersion":"authentication.k8s.io/v1","metadata":{"creationTimestamp":
-// null},"spec":{"token":"..","audiences":[..]},"status":{"user":{}}}
-// (`audiences` omitted when empty; strings escaped as Go's encoding/json does).
+// {"kind":"TokenReview","apiVersion":"authentication.k8s.io/v1","metadata":{},
+//  "spec":{"token":"..","audiences":[..]},"status":{"user":{}}}
+// (`audiences` omitted when empty; strings escaped as Go's encoding/json does). Current
+// apimachinery tags ObjectMeta.creationTimestamp `omitempty,omitzero`, so the zero timestamp is
+// omitted; older client-go sent "metadata":{"creationTimestamp":null}. The apiserver accepts
+// both.
 std::string tokenReviewRequestBody(std::string_view token,
                                    const std::vector<std::string>& audiences);
 

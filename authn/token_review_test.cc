@@ -12,11 +12,11 @@ using Outcome = TokenReviewResult::Outcome;
 TEST(TokenReviewRequestBodyTest, MatchesClientGoSerialization) {
   EXPECT_EQ(tokenReviewRequestBody("abc.def", {}),
             R"({"kind":"TokenReview","apiVersion":"authentication.k8s.io/v1",)"
-            R"("metadata":{"creationTimestamp":null},"spec":{"token":"abc.def"},)"
+            R"("metadata":{},"spec":{"token":"abc.def"},)"
             R"("status":{"user":{}}})");
   EXPECT_EQ(tokenReviewRequestBody("t", {"https://kubernetes.default.svc", "api"}),
             R"({"kind":"TokenReview","apiVersion":"authentication.k8s.io/v1",)"
-            R"("metadata":{"creationTimestamp":null},"spec":{"token":"t",)"
+            R"("metadata":{},"spec":{"token":"t",)"
             R"("audiences":["https://kubernetes.default.svc","api"]},"status":{"user":{}}})");
 }
 
