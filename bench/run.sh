@@ -561,6 +561,6 @@ END {
       ratio(m["aa-proxy", "rps"], m["nginx", "rps"]), ratio(m["aa-proxy", "p50"], m["nginx", "p50"]),
       ratio(m["aa-proxy", "p99"], m["nginx", "p99"]), ratio(m["aa-proxy", "proxy_cpu"], m["nginx", "proxy_cpu"])
   } else {
-    printf "\naa-proxy / nginx:  n/a (aa-proxy was not measured)\n"
+    printf "\naa-proxy / nginx:  n/a (needs both aa-proxy and nginx rows)\n"
   }
 }' "$RESULTS"
