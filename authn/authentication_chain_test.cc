@@ -227,6 +227,128 @@ TEST(AuthenticationChainTest, FinishWithTokenReviewTable) {
   }
 }
 
+TEST(WebSocketBearerTokenTest, MatchesUpstreamProtocolAuthenticator) {
+  struct Case {
+    std::string name;
+    std::vector<std::pair<std::string, std::string>> headers;
+    std::optional<std::string> token;
+    std::string remaining;
+    std::string error;
+  };
+  const std::pair<std::string, std::string> conn{"Connection", "Upgrade"};
+  const std::pair<std::string, std::string> upg{"Upgrade", "websocket"};
+  std::vector<Case> cases = {
+      {"not a websocket request",
+       {{"Sec-WebSocket-Protocol", "base64url.bearer.authorization.k8s.io.dG9r,v5"}},
+       std::nullopt, "", ""},
+      {"no protocols", {conn, upg}, std::nullopt, "", ""},
+      {"token and another protocol",
+       {conn, upg, {"Sec-WebSocket-Protocol", "v5.channel.k8s.io, base64url.bearer.authorization.k8s.io.dGVzdDE"}},
+       "test1", "v5.channel.k8s.io", ""},
+      {"protocols over several lines, connection list",
+       {{"Connection", "keep-alive, Upgrade"}, {"upgrade", "WebSocket"},
+        {"Sec-WebSocket-Protocol", "base64url.bearer.authorization.k8s.io.dG9r"},
+        {"Sec-WebSocket-Protocol", "a, b"}},
+       "tok", "a,b", ""},
+      {"connection without upgrade token",
+       {{"Connection", "upgraded"}, upg,
+        {"Sec-WebSocket-Protocol", "base64url.bearer.authorization.k8s.io.dG9r,v5"}},
+       std::nullopt, "", ""},
+      {"padding is invalid encoding",
+       {conn, upg, {"Sec-WebSocket-Protocol", "base64url.bearer.authorization.k8s.io.dGVzdA==,v5"}},
+       std::nullopt, "", "invalid base64.bearer.authorization token encoding"},
+      {"only the token protocol",
+       {conn, upg, {"Sec-WebSocket-Protocol", "base64url.bearer.authorization.k8s.io.dGVzdDE"}},
+       std::nullopt, "", "missing additional subprotocol"},
+      {"two tokens",
+       {conn, upg,
+        {"Sec-WebSocket-Protocol",
+         "base64url.bearer.authorization.k8s.io.dGVzdDE,base64url.bearer.authorization.k8s.io.dGVzdDE"}},
+       std::nullopt, "", "multiple base64.bearer.authorization tokens specified"},
+      {"not utf-8",
+       {conn, upg, {"Sec-WebSocket-Protocol", "base64url.bearer.authorization.k8s.io._w,v5"}},
+       std::nullopt, "", "invalid base64.bearer.authorization token"},
+      {"empty token is no opinion",
+       {conn, upg, {"Sec-WebSocket-Protocol", "base64url.bearer.authorization.k8s.io.,v5"}},
+       std::nullopt, "", ""},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    HeaderMap headers;
+    for (const auto& [k, v] : c.headers) {
+      headers.add(k, v);
+    }
+    auto parsed = webSocketBearerToken(headers);
+    if (!c.error.empty()) {
+      ASSERT_FALSE(parsed.ok());
+      EXPECT_EQ(parsed.status().message(), c.error);
+      continue;
+    }
+    ASSERT_TRUE(parsed.ok()) << parsed.status();
+    ASSERT_EQ(parsed->has_value(), c.token.has_value());
+    if (c.token) {
+      EXPECT_EQ((*parsed)->token, *c.token);
+      EXPECT_EQ((*parsed)->remainingProtocols, c.remaining);
+    }
+  }
+}
+
+TEST(AuthenticationChainTest, WebSocketProtocolToken) {
+  AuthenticationChain chain({{noOpinion()}, true, true});
+  HeaderMap headers;
+  headers.add("Connection", "Upgrade");
+  headers.add("Upgrade", "websocket");
+  headers.add("Sec-WebSocket-Protocol", "v5.channel.k8s.io,base64url.bearer.authorization.k8s.io.dG9r");
+  ChainDecision pending = chain.authenticate({headers, {}});
+  ASSERT_EQ(pending.kind, Kind::kNeedsTokenReview);
+  EXPECT_EQ(pending.token, "tok");
+  EXPECT_EQ(pending.tokenSource, ChainDecision::TokenSource::kWebSocketProtocol);
+  ChainDecision ok = chain.finishWithTokenReview(
+      pending, {ROutcome::kAuthenticated, UserInfo{"sa", "", {}, {}}, {}, ""});
+  EXPECT_EQ(ok.kind, Kind::kAuthenticated);
+  EXPECT_EQ(ok.webSocketProtocols, "v5.channel.k8s.io");
+  ChainDecision bad = chain.finishWithTokenReview(pending, {ROutcome::kUnauthenticated, {}, {}, ""});
+  EXPECT_EQ(bad.kind, Kind::kUnauthorized);
+  EXPECT_EQ(bad.errors, Strings{"invalid bearer token"});
+
+  // A malformed subprotocol token is an error (401), even with anonymous enabled.
+  HeaderMap malformed;
+  malformed.add("Connection", "Upgrade");
+  malformed.add("Upgrade", "websocket");
+  malformed.add("Sec-WebSocket-Protocol", "base64url.bearer.authorization.k8s.io.dG9r");
+  ChainDecision d = chain.authenticate({malformed, {}});
+  EXPECT_EQ(d.kind, Kind::kUnauthorized);
+  EXPECT_EQ(d.errors, Strings{"missing additional subprotocol"});
+}
+
+TEST(AuthenticationChainTest, AuthorizationHeaderFirstThenWebSocketToken) {
+  AuthenticationChain chain({{}, true, true});
+  HeaderMap headers;
+  headers.add("Authorization", "Bearer header-token");
+  headers.add("Connection", "Upgrade");
+  headers.add("Upgrade", "websocket");
+  headers.add("Sec-WebSocket-Protocol", "v5,base64url.bearer.authorization.k8s.io.dG9r");
+  ChainDecision first = chain.authenticate({headers, {}});
+  ASSERT_EQ(first.kind, Kind::kNeedsTokenReview);
+  EXPECT_EQ(first.token, "header-token");
+  EXPECT_EQ(first.tokenSource, ChainDecision::TokenSource::kAuthorizationHeader);
+  // The header token succeeds: done, the subprotocols stay untouched.
+  ChainDecision ok = chain.finishWithTokenReview(
+      first, {ROutcome::kAuthenticated, UserInfo{"a", "", {}, {}}, {}, ""});
+  EXPECT_EQ(ok.kind, Kind::kAuthenticated);
+  EXPECT_EQ(ok.webSocketProtocols, std::nullopt);
+  // The header token fails: the subprotocol token is reviewed next, errors carried along.
+  ChainDecision second =
+      chain.finishWithTokenReview(first, {ROutcome::kUnauthenticated, {}, {}, ""});
+  ASSERT_EQ(second.kind, Kind::kNeedsTokenReview);
+  EXPECT_EQ(second.token, "tok");
+  EXPECT_EQ(second.errors, Strings{"invalid bearer token"});
+  ChainDecision bothBad =
+      chain.finishWithTokenReview(second, TokenReviewResult::failed("connection refused"));
+  EXPECT_EQ(bothBad.kind, Kind::kUnauthorized);
+  EXPECT_EQ(bothBad.errorMessage(), "[invalid bearer token, connection refused]");
+}
+
 // §2 / §4b with the real authenticators.
 class RealChainTest : public ::testing::Test {
  protected:
