@@ -18,6 +18,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -528,6 +529,17 @@ class StreamingCurl:
 
 # ---------------------------------------------------------------------------------------------
 # Raw sockets (what curl cannot do: upgrades, malformed requests)
+
+
+def tls_connect(port: int, client: "TlsClient", host: str = "127.0.0.1",
+                timeout: float = 5.0) -> ssl.SSLSocket:
+    """A TLS connection presenting the client's certificate (if any), verifying the server."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.load_verify_locations(str(client.cacert))
+    if client.cert:
+        context.load_cert_chain(str(client.cert), str(client.key))
+    raw = socket.create_connection((host, port), timeout=timeout)
+    return context.wrap_socket(raw, server_hostname=host)
 
 
 def read_http_head(sock: socket.socket, timeout: float = 5.0) -> Tuple[bytes, bytes]:

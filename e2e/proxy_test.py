@@ -1,0 +1,329 @@
+"""aa-proxy's data plane end to end: curl with client certificates -> aa-proxy -> sample backend.
+
+Contract under test (this stage: authentication by client certificate only, no authorization):
+  aa-proxy --secure-port P --bind-address 127.0.0.1 --tls-cert-file F --tls-private-key-file F
+           --client-ca-file F --requestheader-client-ca-file F --upstream URL --workers 2
+           --anonymous-auth=false -v 2
+"""
+
+import hashlib
+import json
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from sample_backend_test import (API_GROUP, API_GROUP_LIST, DISCOVERY, GET_TEAM_A_X, GV,  # noqa: E402
+                                 LIST_DEFAULT, NOT_FOUND, pattern_sha256, watch_event)
+
+PROXY = harness.find_binary("proxy/aa-proxy")
+SKIP_REASON = ("//proxy:aa-proxy is not built (no proxy binary in runfiles or bazel-bin); "
+               "run through `bazel test //e2e:proxy_test`")
+
+UNAUTHORIZED = (b'{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",'
+                b'"message":"Unauthorized","reason":"Unauthorized","code":401}')
+
+
+@unittest.skipIf(PROXY is None, SKIP_REASON)
+class ProxyTestBase(harness.E2ETestCase):
+    unix_upstream = False
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        import tempfile
+        cls._pki_dir = tempfile.mkdtemp(prefix="pki-", dir=os.environ.get("TEST_TMPDIR"))
+        cls.pki = harness.Pki(cls._pki_dir).standard()
+
+    def setUp(self):
+        super().setUp()
+        kwargs = {"watch_interval": 1.0}
+        if self.unix_upstream:
+            kwargs["unix_socket"] = self.sock_dir / "backend.sock"
+        self.backend = self.start_backend(**kwargs)
+        self.proxy = self.start_proxy(self.backend.upstream)
+
+    def client(self, cert_key=None, cert_path=None) -> harness.TlsClient:
+        if cert_key is None:
+            return harness.TlsClient(cacert=self.pki.ca.cert)
+        return harness.TlsClient(cacert=self.pki.ca.cert, cert=cert_path or cert_key.cert,
+                                 key=cert_key.key)
+
+    @property
+    def alice(self) -> harness.TlsClient:
+        return self.client(self.pki.alice)
+
+    def start_proxy(self, upstream: str) -> harness.Process:
+        self.port = harness.free_port()
+        self.url = f"https://127.0.0.1:{self.port}"
+        proxy = self.start("aa-proxy", [
+            PROXY, "--secure-port", str(self.port), "--bind-address", "127.0.0.1",
+            "--tls-cert-file", self.pki.server.cert, "--tls-private-key-file", self.pki.server.key,
+            "--client-ca-file", self.pki.ca.cert,
+            "--requestheader-client-ca-file", self.pki.front_proxy_ca.cert,
+            "--upstream", upstream, "--workers", "2", "--anonymous-auth=false", "-v", "2"])
+
+        def ready():
+            if not proxy.alive():
+                raise harness.StopWaiting()
+            return harness.curl(self.url + "/healthz", tls=self.alice, timeout=2).status != 0
+
+        try:
+            harness.wait_until(ready, timeout=20, what="aa-proxy to answer /healthz over TLS")
+        except harness.StopWaiting:
+            self.fail(f"aa-proxy exited with {proxy.popen.returncode}:\n{proxy.log_text()}")
+        return proxy
+
+    def get(self, path, tls=None, **kwargs) -> harness.CurlResult:
+        return harness.curl(self.url + path, tls=tls or self.alice, **kwargs)
+
+
+class ProxyDataPlaneTest(ProxyTestBase):
+
+    def test_exact_bodies_through_the_proxy(self):
+        for path, body in [(GV, DISCOVERY),
+                           (GV + "/namespaces/default/samples", LIST_DEFAULT),
+                           (GV + "/namespaces/team-a/samples/x", GET_TEAM_A_X),
+                           ("/apis", API_GROUP_LIST),
+                           ("/apis/sample-api-server", API_GROUP)]:
+            with self.subTest(path=path):
+                result = self.get(path)
+                self.assertEqual(result.exit_code, 0, result.stderr)
+                self.assertEqual(result.status, 200)
+                self.assertEqual(result.body, body)
+                self.assertEqual(result.header("Content-Type"), "application/json")
+
+    def test_backend_404_passes_through(self):
+        result = self.get(GV + "/widgets")
+        self.assertEqual((result.status, result.body), (404, NOT_FOUND))
+
+    def test_no_client_certificate_is_401(self):
+        result = self.get(GV, tls=self.client())
+        self.assertEqual(result.exit_code, 0, result.stderr)
+        self.assertEqual(result.status, 401)
+        self.assertIn(result.body, (UNAUTHORIZED, UNAUTHORIZED + b"\n"))
+        self.assertEqual(result.header("Content-Type"), "application/json")
+
+    def test_certificate_from_another_ca_fails_the_handshake(self):
+        result = self.get(GV, tls=self.client(self.pki.stranger))
+        self.assertNotEqual(result.exit_code, 0,
+                            f"handshake accepted; HTTP {result.status} {result.body[:200]!r}")
+        self.assertEqual(result.status, 0)
+
+    def test_expired_certificate_is_rejected(self):
+        result = self.get(GV, tls=self.client(self.pki.expired))
+        self.assertNotEqual(result.status, 200, result.body[:200])
+        self.assertTrue(result.exit_code != 0 or result.status == 401,
+                        f"exit {result.exit_code} status {result.status}")
+
+    def test_certificate_without_client_auth_usage_is_rejected(self):
+        result = self.get(GV, tls=self.client(self.pki.no_client_auth))
+        self.assertNotEqual(result.status, 200, result.body[:200])
+        self.assertTrue(result.exit_code != 0 or result.status == 401,
+                        f"exit {result.exit_code} status {result.status}")
+
+    def test_certificate_signed_by_an_intermediate_with_chain(self):
+        result = self.get("/debug/headers", tls=self.client(self.pki.bob, self.pki.bob.chain))
+        self.assertEqual(result.status, 200, result.stderr + result.text)
+        headers = json.loads(result.body)["headers"]
+        self.assertEqual([v for n, v in headers if n.lower() == "x-remote-user"], ["bob"])
+
+    def test_keep_alive_reuses_the_connection(self):
+        results = harness.curl_many([self.url + GV, self.url + GV + "/namespaces/default/samples"],
+                                    tls=self.alice)
+        self.assertEqual([r.status for r in results], [200, 200])
+        self.assertEqual([r.body for r in results], [DISCOVERY, LIST_DEFAULT])
+        self.assertEqual([r.num_connects for r in results], [1, 0])
+
+    def test_chunked_upload_arrives_intact(self):
+        payload = os.urandom(5 * 1024 * 1024 + 3)
+        upload = self.tmp / "upload.bin"
+        upload.write_bytes(payload)
+        result = self.get("/debug/body", data_file=upload, chunked=True, timeout=60)
+        self.assertEqual(result.status, 200, result.stderr + result.text)
+        body = json.loads(result.body)
+        self.assertEqual((body["length"], body["sha256"]),
+                         (len(payload), hashlib.sha256(payload).hexdigest()))
+
+    def test_content_length_upload_arrives_intact(self):
+        payload = os.urandom(1024 * 1024)
+        result = self.get("/debug/body", data=payload)
+        body = json.loads(result.body)
+        self.assertEqual((body["length"], body["sha256"], body["contentLength"]),
+                         (len(payload), hashlib.sha256(payload).hexdigest(), str(len(payload))))
+
+    def test_watch_events_stream_before_the_backend_finishes(self):
+        # The backend sends an event at once, then one a second, and ends the stream after 3 s.
+        stream = harness.StreamingCurl(
+            self.url + GV + "/namespaces/ns1/samples?watch=true&timeoutSeconds=3", tls=self.alice)
+        try:
+            lines = stream.wait_lines(2, timeout=10)
+            ended_at, exit_code = stream.wait_eof(timeout=10)
+        finally:
+            stream.close()
+        self.assertGreaterEqual(len(lines), 2, lines)
+        (t1, first), (t2, second) = lines[:2]
+        self.assertEqual(first, watch_event("ADDED", "ns1", 1))
+        self.assertEqual(second, watch_event("MODIFIED", "ns1", 2))
+        self.assertEqual(exit_code, 0)
+        self.assertLess(t1, 1.0, f"first event at {t1:.2f}s: buffered by the proxy?")
+        self.assertLess(t2, ended_at - 0.5, f"second event at {t2:.2f}s, stream ended {ended_at:.2f}s")
+        self.assertGreater(ended_at, 2.5)
+
+    def test_upgrade_becomes_a_tunnel(self):
+        with harness.tls_connect(self.port, self.alice) as s:
+            s.sendall(b"GET /debug/echo HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\n"
+                      b"Upgrade: SPDY/3.1\r\n\r\n")
+            head, rest = harness.read_http_head(s)
+            self.assertTrue(head.startswith(b"HTTP/1.1 101 "), head)
+            self.assertIn(b"upgrade: spdy/3.1", head.lower())
+            self.assertEqual(rest, b"")
+            for message in [b"hello", os.urandom(200000)]:
+                s.sendall(message)
+                self.assertEqual(harness.recv_exactly(s, len(message)), message)
+
+    def test_backend_down_is_503_then_recovers(self):
+        address = self.backend.address
+        self.backend.stop()
+        result = self.get(GV)
+        self.assertEqual(result.status, 503, result.stderr + result.text)
+        status = json.loads(result.body)
+        self.assertEqual((status["kind"], status["status"], status["reason"], status["code"]),
+                         ("Status", "Failure", "ServiceUnavailable", 503))
+        self.assertEqual(result.header("Content-Type"), "application/json")
+        self.assertTrue(self.proxy.alive())
+
+        port = int(address.rsplit(":", 1)[1])
+        self.start_backend(port=port, name="sample-backend-restarted")
+        recovered = harness.wait_until(
+            lambda: (lambda r: r if r.status == 200 else None)(self.get(GV)), timeout=10,
+            what="the proxy to reach the restarted backend")
+        self.assertEqual(recovered.body, DISCOVERY)
+
+    def test_backend_sees_the_identity_and_never_a_smuggled_one(self):
+        result = self.get("/debug/headers", headers=["X-Remote-User: system:admin",
+                                                     "X-Remote-Group: system:masters",
+                                                     "X-Remote-Extra-Scopes: all",
+                                                     "Impersonate-User: system:admin"])
+        self.assertEqual(result.status, 200, result.text)
+        headers = json.loads(result.body)["headers"]
+
+        def values(name):
+            return [v for n, v in headers if n.lower() == name.lower()]
+
+        self.assertEqual(values("X-Remote-User"), ["alice"])
+        self.assertEqual(values("X-Remote-Group"), ["dev", "system:authenticated"])
+        self.assertEqual(values("X-Forwarded-For"), ["127.0.0.1"])
+        self.assertEqual(values("X-Remote-Extra-Scopes"), [])
+        for name, value in headers:
+            self.assertNotIn("system:admin", value, f"{name}: {value}")
+            self.assertNotIn("system:masters", value, f"{name}: {value}")
+
+    def test_one_gibibyte_download_with_bounded_memory(self):
+        size = 1 << 30
+        proc = subprocess.Popen(
+            ["curl", "-sS", "--no-buffer", "--max-time", "180", *self.alice.args(),
+             f"{self.url}/debug/bytes?n={size}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        peak_rss = [0]
+        done = threading.Event()
+
+        def sample_rss():
+            while not done.is_set():
+                try:
+                    peak_rss[0] = max(peak_rss[0], self.proxy.rss_bytes())
+                except (OSError, RuntimeError):
+                    pass
+                done.wait(0.1)
+
+        sampler = threading.Thread(target=sample_rss, daemon=True)
+        sampler.start()
+        digest = hashlib.sha256()
+        received = 0
+        try:
+            while True:
+                chunk = proc.stdout.read(1 << 20)
+                if not chunk:
+                    break
+                digest.update(chunk)
+                received += len(chunk)
+            proc.wait(30)
+        finally:
+            done.set()
+            sampler.join()
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()
+            proc.stderr.close()
+        self.assertEqual(proc.returncode, 0)
+        self.assertEqual(received, size)
+        self.assertEqual(digest.hexdigest(), pattern_sha256(size))
+        self.assertLess(peak_rss[0], 200 * 1024 * 1024, f"peak VmRSS {peak_rss[0] >> 20} MiB")
+
+    def raw_request(self, request: bytes) -> bytes:
+        """Sends raw bytes over TLS as alice; returns the response head."""
+        with harness.tls_connect(self.port, self.alice, timeout=10) as s:
+            try:
+                s.sendall(request)
+            except (ssl.SSLError, OSError):
+                pass  # the proxy may answer and close before reading everything
+            try:
+                head, _ = harness.read_http_head(s, timeout=10)
+            except (ssl.SSLError, OSError) as e:
+                self.fail(f"no response: {e!r}")
+            return head
+
+    def test_oversized_header_is_431(self):
+        # 2 MiB of headers: above the proxy's default limit (--max-header-bytes 1 MiB).
+        request = (b"GET " + GV.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n" +
+                   b"".join(b"X-Filler-%d: %s\r\n" % (i, b"a" * 8000) for i in range(256)) +
+                   b"\r\n")
+        head = self.raw_request(request)
+        self.assertTrue(head.startswith(b"HTTP/1.1 431 "), head[:200])
+
+    def test_long_request_line_is_414(self):
+        # A 128 KiB target: above the default --max-request-line-bytes (64 KiB).
+        request = (b"GET " + GV.encode() + b"?q=" + b"a" * (128 * 1024) +
+                   b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        head = self.raw_request(request)
+        self.assertTrue(head.startswith(b"HTTP/1.1 414 "), head[:200])
+
+    def test_http10_client(self):
+        result = self.get(GV + "/namespaces/default/samples", http10=True)
+        self.assertEqual((result.status, result.body), (200, LIST_DEFAULT))
+
+
+class ProxyUnixUpstreamTest(ProxyTestBase):
+    """The same proxy in front of a backend on a Unix socket."""
+
+    unix_upstream = True
+
+    def test_exact_bodies(self):
+        for path, body in [(GV, DISCOVERY), (GV + "/namespaces/default/samples", LIST_DEFAULT),
+                           (GV + "/namespaces/team-a/samples/x", GET_TEAM_A_X)]:
+            with self.subTest(path=path):
+                result = self.get(path)
+                self.assertEqual((result.status, result.body), (200, body))
+
+    def test_identity_headers(self):
+        headers = json.loads(self.get("/debug/headers").body)["headers"]
+        self.assertEqual([v for n, v in headers if n.lower() == "x-remote-user"], ["alice"])
+
+    def test_upgrade_tunnel(self):
+        with harness.tls_connect(self.port, self.alice) as s:
+            s.sendall(b"GET /debug/echo HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
+                      b"Upgrade: websocket\r\n\r\n")
+            head, rest = harness.read_http_head(s)
+            self.assertTrue(head.startswith(b"HTTP/1.1 101 "), head)
+            s.sendall(b"ping")
+            self.assertEqual(harness.recv_exactly(s, 4, rest), b"ping")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
