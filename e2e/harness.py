@@ -632,11 +632,16 @@ class E2ETestCase(unittest.TestCase):
         return backend
 
     def _failed(self) -> bool:
+        """Whether this test has failed so far (cleanups run after the test body)."""
         outcome = getattr(self, "_outcome", None)
         if outcome is None:
             return False
-        if hasattr(outcome, "success"):
-            return not outcome.success
+        result = getattr(outcome, "result", None)
+        if result is not None and hasattr(result, "failures"):  # Python >= 3.11
+            for test, _ in list(result.failures) + list(result.errors):
+                if test is self or getattr(test, "test_case", None) is self:
+                    return True
+        # Python <= 3.10 collects errors on the outcome until the test ends.
         return any(error for _, error in getattr(outcome, "errors", []))
 
     def _teardown_processes(self) -> None:
