@@ -430,8 +430,7 @@ class LabelParser {
           return absl::OkStatus();
         }
         if (t2 == Tok::kComma) {
-          consume(true);
-          s.insert("");
+          s.insert("");  // the next comma is consumed by the next iteration
         }
         continue;
       }
