@@ -178,9 +178,10 @@ class SampleBackendCases:
         (t1, first), (t2, second) = lines
         self.assertEqual(first, watch_event("ADDED", "ns1", 1))
         self.assertEqual(second, watch_event("MODIFIED", "ns1", 2))
-        self.assertLess(t1, 0.8, "first event must not wait for the interval")
-        self.assertGreater(t2 - t1, 0.7)
-        self.assertLess(t2 - t1, 1.7)
+        # Loose bounds: this machine may be loaded; a buffered or immediate stream still fails.
+        self.assertLess(t1, 1.5, "first event must not wait for the interval")
+        self.assertGreater(t2 - t1, 0.5, "second event must wait about one interval (1 s)")
+        self.assertLess(t2 - t1, 2.5)
 
     def test_watch_ends_at_timeout_seconds(self):
         result = self.get(GV + "/namespaces/ns1/samples?watch=1&timeoutSeconds=1")
