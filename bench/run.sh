@@ -458,12 +458,18 @@ run_load() {
   fi
   if [[ $record == 1 ]]; then
     echo "${out%\}},\"target\":\"$name\",\"proxy_cpu_ticks\":$((proxy_after - proxy_before)),\"backend_cpu_ticks\":$((backend_after - backend_before)),\"clk_tck\":$CLK_TCK}" >>"$RESULTS"
-    local rps p50 p99 errors
+    local rps p50 p99 errors requests cpu="-"
     rps=$(json_number "$out" requests_per_sec)
     p50=$(json_number "$out" p50_us)
     p99=$(json_number "$out" p99_us)
     errors=$(json_number "$out" errors)
-    log "$(printf '%-9s %10s req/s  p50 %8s us  p99 %8s us  errors %s' "$name" "$rps" "$p50" "$p99" "$errors")"
+    requests=$(json_number "$out" requests)
+    if [[ -n $proxy_pid && $requests -gt 0 ]]; then
+      cpu=$(awk -v t=$((proxy_after - proxy_before)) -v hz="$CLK_TCK" -v n="$requests" \
+        'BEGIN { printf "%.1f", t * 1e6 / hz / n }')
+    fi
+    log "$(printf '%-9s %10s req/s  p50 %8s us  p99 %9s us  proxy CPU %6s us/req  errors %s' \
+      "$name" "$rps" "$p50" "$p99" "$cpu" "$errors")"
   fi
 }
 
