@@ -1,6 +1,7 @@
 // Ports of the few Go standard-library text routines whose exact output reaches a client or a SAR.
 #include "authz/go_text.h"
 
+#include <algorithm>
 #include <cstdint>
 
 #include "absl/status/status.h"
@@ -217,6 +218,11 @@ std::string goEscapedPath(const GoRequestUri& uri) {
 
 GoQuery GoQuery::parse(std::string_view rawQuery) {
   GoQuery q;
+  // Go >= 1.24.12 / 1.25.6 (urlmaxqueryparams, default 10000): more parameters than that make
+  // ParseQuery fail before parsing anything, and URL.Query() then yields no values at all.
+  if (static_cast<size_t>(std::count(rawQuery.begin(), rawQuery.end(), '&')) + 1 > 10000) {
+    return q;
+  }
   while (!rawQuery.empty()) {
     size_t amp = rawQuery.find('&');
     std::string_view pair = rawQuery.substr(0, amp);

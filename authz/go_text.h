@@ -29,7 +29,8 @@ absl::StatusOr<std::string> goUnescape(std::string_view s, bool queryMode);
 // the decoded path, else the decoded path re-escaped.
 std::string goEscapedPath(const GoRequestUri& uri);
 
-// url.ParseQuery: '&'-separated pairs, malformed pairs (bad escape, ';' in the pair) dropped.
+// url.ParseQuery: '&'-separated pairs, malformed pairs (bad escape, ';' in the pair) dropped;
+// a query of more than 10000 '&'-separated parameters yields nothing (Go's urlmaxqueryparams).
 // Keeps every value in order; Go's Values map is reproduced by first()/all().
 class GoQuery {
  public:

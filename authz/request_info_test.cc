@@ -283,6 +283,21 @@ INSTANTIATE_TEST_SUITE_P(
         SelectorCase{"escaped comma name", "GET", "/api/v1/pods?fieldSelector=metadata.name=a%5C,b", "a,b", "list", "metadata.name=a\\,b", ""},
         SelectorCase{"name via selector then delete", "DELETE", "/api/v1/pods?fieldSelector=metadata.name=a", "", "deletecollection", "metadata.name=a", ""}));
 
+// Go's urlmaxqueryparams (default 10000): one parameter more and URL.Query() is empty, so the
+// watch flag and the selectors vanish from the authorization attributes.
+TEST(RequestInfo, QueryParameterLimit) {
+  std::string filler;
+  for (int i = 0; i < 9998; ++i) filler += "a=1&";
+  auto info = resolveRequestInfo("GET", "/api/v1/pods?" + filler + "watch=1&labelSelector=x");
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->verb, "watch");  // exactly 10000 parameters
+  EXPECT_EQ(info->labelSelector, "x");
+  info = resolveRequestInfo("GET", "/api/v1/pods?" + filler + "a=1&watch=1&labelSelector=x");
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->verb, "list");  // 10001 parameters
+  EXPECT_EQ(info->labelSelector, "");
+}
+
 TEST(RequestInfo, SelectorRequirementsForSar) {
   auto info = resolveRequestInfo(
       "GET",
