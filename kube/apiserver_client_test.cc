@@ -227,6 +227,40 @@ TEST_F(ApiServerClientTest, ClosedConnectionIsRetried) {
   EXPECT_EQ(client.stats().connections_opened, 2u);
 }
 
+TEST_F(ApiServerClientTest, DeadPooledConnectionIsReplacedAtOnce) {
+  ApiServerClientOptions options = fastOptions();
+  options.backoff.initial = absl::Seconds(5);  // a counted retry would take this long
+  ApiServerClient& client = makeClient(server_->clientConfig(), options);
+  ASSERT_TRUE(send(client, "GET", kConfigMapPath).ok());
+  // The server drops the pooled connection without answering, as one that timed it out would.
+  server_->writePolicy(R"({"failures": {"tokenreviews": {"down": true, "times": 1}}})");
+  const absl::Time start = absl::Now();
+  absl::StatusOr<ApiResponse> r =
+      send(client, "POST", kTokenReviewPath, R"({"spec":{"token":"x"}})");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 201);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(2));
+  EXPECT_EQ(client.stats().retries, 0u);
+  EXPECT_EQ(client.stats().connections_opened, 2u);
+  std::vector<RecordedRequest> reqs = recorded();
+  ASSERT_EQ(reqs.size(), 3u);
+  EXPECT_EQ(reqs[0].connection, reqs[1].connection);
+  EXPECT_NE(reqs[1].connection, reqs[2].connection);
+}
+
+TEST_F(ApiServerClientTest, ResolvesHostNames) {
+  std::shared_ptr<KubeClientConfig> config = server_->clientConfig();
+  config->host = "localhost";
+  config->server = absl::StrCat("https://localhost:", server_->port());
+  ApiServerClient& client = makeClient(config);
+  absl::StatusOr<ApiResponse> r = send(client, "GET", kConfigMapPath);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 404);
+  std::vector<RecordedRequest> reqs = recorded();
+  ASSERT_EQ(reqs.size(), 1u);
+  EXPECT_EQ(reqs[0].header("Host"), absl::StrCat("localhost:", server_->port()));
+}
+
 TEST_F(ApiServerClientTest, ConnectionRefusedIsRetriedThenUnavailable) {
   // A port nobody listens on: bind, read the port, close.
   int fd = socket(AF_INET, SOCK_STREAM, 0);
