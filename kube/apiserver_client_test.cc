@@ -9,6 +9,7 @@
 
 #include <optional>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -520,6 +521,35 @@ TEST_F(ApiServerClientMutualTlsTest, WithoutClientCertificateTheHandshakeFails) 
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(recorded().size(), 0u);
+}
+
+TEST_F(ApiServerClientMutualTlsTest, WorksFromAKubeconfigFile) {
+  // Relative CA file and token file, inline client certificate: the usual shapes of kubeconfigs.
+  testing::writeFileAtomically(server_->dir() + "/token", "kc-token\n");
+  const std::string kubeconfig = absl::StrCat(
+      "apiVersion: v1\nkind: Config\ncurrent-context: test\n"
+      "contexts:\n- name: test\n  context: {cluster: fake, user: proxy}\n"
+      "clusters:\n- name: fake\n  cluster:\n    server: https://127.0.0.1:",
+      server_->port(),
+      "\n    certificate-authority: ca.crt\n"
+      "users:\n- name: proxy\n  user:\n    client-certificate-data: ",
+      absl::Base64Escape(server_->clientCert().cert_pem),
+      "\n    client-key-data: ", absl::Base64Escape(server_->clientCert().key_pem),
+      "\n    tokenFile: token\n");
+  testing::writeFileAtomically(server_->dir() + "/kubeconfig", kubeconfig);
+  absl::StatusOr<std::shared_ptr<const KubeClientConfig>> config =
+      loadKubeconfig(server_->dir() + "/kubeconfig");
+  ASSERT_TRUE(config.ok()) << config.status();
+  absl::StatusOr<std::shared_ptr<KubeTransport>> transport = KubeTransport::create(*config);
+  ASSERT_TRUE(transport.ok()) << transport.status();
+  ApiServerClient client(base_, *transport, fastOptions());
+  absl::StatusOr<ApiResponse> r = send(client, "GET", kConfigMapPath);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 404);
+  std::vector<RecordedRequest> reqs = recorded();
+  ASSERT_EQ(reqs.size(), 1u);
+  EXPECT_EQ(reqs[0].client_cert_cn, "aa-proxy");
+  EXPECT_EQ(reqs[0].header("Authorization"), "Bearer kc-token");
 }
 
 TEST(KubeTransportTest, RejectsBadPemMaterial) {
