@@ -342,8 +342,12 @@ void Connection::rejectUnparsable(http_errno error) {
 
 void Connection::handleRequest() {
   Route route = routeRequest(method_, url_);
-  fprintf(stderr, "sample-backend: %s %s -> %s\n", method_.c_str(), url_.c_str(),
-          route.kind == RouteKind::kFixed ? std::to_string(route.status).c_str() : "stream");
+  static constexpr const char* kKindNames[] = {"fixed",      "watch stream",       "debug/headers",
+                                               "debug/body", "debug/bytes stream", "debug/echo",
+                                               "debug/slow"};
+  std::string outcome = route.kind == RouteKind::kFixed ? std::to_string(route.status)
+                                                        : kKindNames[static_cast<int>(route.kind)];
+  fprintf(stderr, "sample-backend: %s %s -> %s\n", method_.c_str(), url_.c_str(), outcome.c_str());
   if (parser_.upgrade) {
     if (route.kind == RouteKind::kDebugEcho) {
       startEcho();
