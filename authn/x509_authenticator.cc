@@ -13,44 +13,16 @@
 namespace aaproxy {
 namespace {
 
-bool isGoStringType(int type) {
-  switch (type) {
-    case V_ASN1_UTF8STRING:
-    case V_ASN1_PRINTABLESTRING:
-    case V_ASN1_IA5STRING:
-    case V_ASN1_T61STRING:
-    case V_ASN1_BMPSTRING:
-    case V_ASN1_NUMERICSTRING:
-      return true;
-    default:
-      return false;
-  }
-}
-
 absl::StatusOr<std::string> parseUid(X509* cert) {
   ASN1_OBJECT* uidOid = OBJ_txt2obj(kUserUidOid, 1);
-  std::vector<std::string> uids;
-  absl::Status error;
-  X509_NAME* name = X509_get_subject_name(cert);
-  for (int i = 0; i < X509_NAME_entry_count(name) && error.ok(); ++i) {
-    X509_NAME_ENTRY* entry = X509_NAME_get_entry(name, i);
-    if (OBJ_cmp(X509_NAME_ENTRY_get_object(entry), uidOid) != 0) {
-      continue;
-    }
-    ASN1_STRING* data = X509_NAME_ENTRY_get_data(entry);
-    unsigned char* utf8 = nullptr;
-    int len = isGoStringType(ASN1_STRING_type(data)) ? ASN1_STRING_to_UTF8(&utf8, data) : -1;
-    if (len < 0) {
-      ERR_clear_error();
-      error = absl::UnauthenticatedError("unable to parse UID into a string");
-      break;
-    }
-    uids.emplace_back(reinterpret_cast<char*>(utf8), static_cast<size_t>(len));
-    OPENSSL_free(utf8);
-  }
+  std::vector<std::optional<std::string>> values = subjectAttributeValues(cert, uidOid);
   ASN1_OBJECT_free(uidOid);
-  if (!error.ok()) {
-    return error;
+  std::vector<std::string> uids;
+  for (std::optional<std::string>& v : values) {
+    if (!v) {
+      return absl::UnauthenticatedError("unable to parse UID into a string");
+    }
+    uids.push_back(*std::move(v));
   }
   if (uids.empty()) {
     return std::string();
@@ -67,20 +39,10 @@ absl::StatusOr<std::string> parseUid(X509* cert) {
 
 std::vector<std::string> organizations(X509* cert) {
   std::vector<std::string> out;
-  X509_NAME* name = X509_get_subject_name(cert);
-  for (int i = 0; i < X509_NAME_entry_count(name); ++i) {
-    X509_NAME_ENTRY* entry = X509_NAME_get_entry(name, i);
-    if (OBJ_obj2nid(X509_NAME_ENTRY_get_object(entry)) != NID_organizationName) {
-      continue;
+  for (std::optional<std::string>& v : subjectAttributeValues(cert, NID_organizationName)) {
+    if (v) {
+      out.push_back(*std::move(v));
     }
-    unsigned char* utf8 = nullptr;
-    int len = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(entry));
-    if (len < 0) {
-      ERR_clear_error();
-      continue;
-    }
-    out.emplace_back(reinterpret_cast<char*>(utf8), static_cast<size_t>(len));
-    OPENSSL_free(utf8);
   }
   return out;
 }

@@ -190,5 +190,27 @@ TEST_F(X509AuthenticatorTest, MultiLevel) {
   EXPECT_EQ(run(expiredLeaf, chain.get()).outcome, Outcome::kFailed);
 }
 
+TEST_F(X509AuthenticatorTest, LastCommonNameWinsAndNonStringValuesAreSkipped) {
+  CertificateSpec spec;
+  spec.commonName = "first";
+  spec.organizations = {"o1"};
+  auto leaf = makeCertificate(spec);
+  X509_NAME* name = X509_get_subject_name(leaf.cert.get());
+  const unsigned char second[] = "second";
+  ASSERT_EQ(X509_NAME_add_entry_by_NID(name, NID_commonName, MBSTRING_UTF8, second, -1, -1, 0), 1);
+  const unsigned char universal[] = {0x00, 0x00, 0x00, 0x41};
+  ASSERT_EQ(X509_NAME_add_entry_by_NID(name, NID_commonName, V_ASN1_UNIVERSALSTRING, universal,
+                                       4, -1, 0),
+            1);
+  ASSERT_EQ(X509_NAME_add_entry_by_NID(name, NID_organizationName, V_ASN1_UNIVERSALSTRING,
+                                       universal, 4, -1, 0),
+            1);
+  auto user = userFromCertificate(leaf.cert.get());
+  ASSERT_TRUE(user.ok()) << user.status();
+  ASSERT_TRUE(user->has_value());
+  EXPECT_EQ((*user)->name, "second");
+  EXPECT_EQ((*user)->groups, std::vector<std::string>{"o1"});
+}
+
 }  // namespace
 }  // namespace aaproxy

@@ -66,24 +66,28 @@ std::string goQuote(std::string_view s) {
   return out;
 }
 
-std::vector<std::string> subjectValues(X509* cert, int nid) {
-  std::vector<std::string> values;
-  X509_NAME* name = X509_get_subject_name(cert);
-  for (int i = 0; i < X509_NAME_entry_count(name); ++i) {
-    X509_NAME_ENTRY* entry = X509_NAME_get_entry(name, i);
-    if (OBJ_obj2nid(X509_NAME_ENTRY_get_object(entry)) != nid) {
-      continue;
-    }
-    unsigned char* utf8 = nullptr;
-    int len = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(entry));
-    if (len < 0) {
-      ERR_clear_error();
-      continue;  // Go skips attribute values that are not strings.
-    }
-    values.emplace_back(reinterpret_cast<char*>(utf8), static_cast<size_t>(len));
-    OPENSSL_free(utf8);
+bool isGoStringType(int type) {
+  switch (type) {
+    case V_ASN1_UTF8STRING:
+    case V_ASN1_PRINTABLESTRING:
+    case V_ASN1_IA5STRING:
+    case V_ASN1_T61STRING:
+    case V_ASN1_BMPSTRING:
+    case V_ASN1_NUMERICSTRING:
+      return true;
+    default:
+      return false;
   }
-  return values;
+}
+
+std::vector<std::string> subjectStrings(X509* cert, int nid) {
+  std::vector<std::string> out;
+  for (std::optional<std::string>& v : subjectAttributeValues(cert, nid)) {
+    if (v) {
+      out.push_back(*std::move(v));  // Go skips values that are not strings.
+    }
+  }
+  return out;
 }
 
 // Go's UnknownAuthorityError name for the hint certificate: CN, else first O, else serial.
@@ -92,7 +96,7 @@ std::string candidateName(X509* cert) {
   if (!cn.empty()) {
     return cn;
   }
-  std::vector<std::string> orgs = subjectValues(cert, NID_organizationName);
+  std::vector<std::string> orgs = subjectStrings(cert, NID_organizationName);
   if (!orgs.empty()) {
     return orgs.front();
   }
@@ -167,9 +171,36 @@ std::string formatRfc3339(absl::Time t) {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", t, absl::UTCTimeZone());
 }
 
+std::vector<std::optional<std::string>> subjectAttributeValues(X509* cert,
+                                                               const ASN1_OBJECT* type) {
+  std::vector<std::optional<std::string>> values;
+  X509_NAME* name = X509_get_subject_name(cert);
+  for (int i = 0; i < X509_NAME_entry_count(name); ++i) {
+    X509_NAME_ENTRY* entry = X509_NAME_get_entry(name, i);
+    if (OBJ_cmp(X509_NAME_ENTRY_get_object(entry), type) != 0) {
+      continue;
+    }
+    ASN1_STRING* data = X509_NAME_ENTRY_get_data(entry);
+    unsigned char* utf8 = nullptr;
+    int len = isGoStringType(ASN1_STRING_type(data)) ? ASN1_STRING_to_UTF8(&utf8, data) : -1;
+    if (len < 0) {
+      ERR_clear_error();
+      values.emplace_back(std::nullopt);
+      continue;
+    }
+    values.emplace_back(std::string(reinterpret_cast<char*>(utf8), static_cast<size_t>(len)));
+    OPENSSL_free(utf8);
+  }
+  return values;
+}
+
+std::vector<std::optional<std::string>> subjectAttributeValues(X509* cert, int nid) {
+  return subjectAttributeValues(cert, OBJ_nid2obj(nid));
+}
+
 std::string subjectCommonName(X509* cert) {
-  std::vector<std::string> cns = subjectValues(cert, NID_commonName);
-  return cns.empty() ? std::string() : cns.back();
+  std::vector<std::string> cns = subjectStrings(cert, NID_commonName);
+  return cns.empty() ? std::string() : cns.back();  // The last CN wins, as in Go.
 }
 
 std::string certificateIdentifier(X509* cert) {

@@ -5,6 +5,7 @@
 
 #include <openssl/x509.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,12 @@ absl::Status verifyClientCertificate(const CertificatePool& roots, const PeerCer
 
 // Go's pkix.Name.CommonName: the last CN attribute of the subject with a string value.
 std::string subjectCommonName(X509* cert);
+
+// Every subject attribute of type `nid`, in certificate order, as Go's pkix parsing sees it:
+// the UTF-8 text for ASN.1 string types Go decodes to a string (UTF8String, PrintableString,
+// IA5String, T61String, BMPString, NumericString), nullopt for any other value type.
+std::vector<std::optional<std::string>> subjectAttributeValues(X509* cert, const ASN1_OBJECT* type);
+std::vector<std::optional<std::string>> subjectAttributeValues(X509* cert, int nid);
 
 // k8s.io/apiserver's Verifier.verifySubject: an empty list allows any CN; otherwise the CN must
 // equal one entry exactly (case-sensitive). Error: `x509: subject with cn=<cn> is not in the
