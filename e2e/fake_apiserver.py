@@ -39,7 +39,7 @@ Files
       of these>` or a verified client certificate, else 401 (how aa-proxy's own credentials
       are checked).
     failures, per endpoint `tokenreviews`, `subjectaccessreviews`, `configmap` (GET of the
-      ConfigMap and the list), `watch`: `slow_ms` delays the answer; `down` closes the connection
+      ConfigMap and the list), `watch`: `slow_ms` (or `slow`) delays; `down` closes the connection
       without answering; `status` answers with that code (a Status body) and a `Retry-After`
       header when `retry_after` is set; `both_allowed_and_denied` (SAR only) answers allowed and
       denied both true. `times`: only the first N requests to that endpoint (counted since start,
@@ -328,8 +328,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         failure = self.server.policy.failure_for(endpoint)
         if not failure:
             return False, None
-        if failure.get("slow_ms"):
-            time.sleep(failure["slow_ms"] / 1000.0)
+        delay_ms = failure.get("slow_ms", failure.get("slow"))
+        if delay_ms:
+            time.sleep(delay_ms / 1000.0)
         if failure.get("down"):
             self.close_connection = True
             try:

@@ -190,7 +190,7 @@ class FakeApiServerTest(unittest.TestCase):
     def test_failure_injection_down_and_slow_and_both(self):
         write_json(self.policy_file, {"failures": {
             "configmap": {"down": True},
-            "subjectaccessreviews": {"slow_ms": 300, "both_allowed_and_denied": True}}})
+            "subjectaccessreviews": {"slow": 300, "both_allowed_and_denied": True}}})
         with self.assertRaises((http.client.RemoteDisconnected, ConnectionError)):
             self.call("GET", self.CM)
         start = time.monotonic()
