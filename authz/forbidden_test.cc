@@ -49,12 +49,15 @@ INSTANTIATE_TEST_SUITE_P(
                     R"(forbidden: User "bob" cannot get path "/metrics")"},
         MessageCase{"GET", "/apis/sample-api-server/v1alpha1/samples", "alice", "no RBAC policy matched",
                     R"(samples.sample-api-server is forbidden: User "alice" cannot list resource "samples" in API group "sample-api-server" at the cluster scope: no RBAC policy matched)"},
-        // Go %q, then &, <, > HTML-escaped in the sentence (not in the reason, not in the name).
+        // The semantics doc says user names are %q-quoted then HTML-escaped. Upstream escapes the
+        // whole "User ... cannot ..." sentence (path, namespace and resource too), but neither
+        // the appended reason nor the name in the "<resource> \"<name>\" is forbidden" prefix.
         MessageCase{"GET", "/metrics", "<a&b> \"q\"\n", "<r>",
                     R"(forbidden: User "&lt;a&amp;b&gt; \"q\"\n" cannot get path "/metrics": <r>)"},
         MessageCase{"GET", "/api/v1/namespaces/ns/pods/%3Cx%3E", "u", "",
                     R"(pods "<x>" is forbidden: User "u" cannot get resource "pods" in API group "" in the namespace "ns")"},
-        // Upstream passes the message to fmt.Errorf as the format string.
+        // Not in the semantics doc: upstream passes the message to fmt.Errorf as the format
+        // string (responsewriters.Forbidden), so '%' sequences are rewritten.
         MessageCase{"GET", "/healthz%25s", "u", "50%",
                     R"m(forbidden: User "u" cannot get path "/healthz%!s(MISSING)": 50%!(NOVERB))m"},
         MessageCase{"GET", "/x", "u", "100%% sure", R"(forbidden: User "u" cannot get path "/x": 100% sure)"},

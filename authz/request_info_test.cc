@@ -135,6 +135,8 @@ TEST_P(NonResourceRequestTest, MatchesUpstream) {
   EXPECT_THAT(info->parts, IsEmpty());
 }
 
+// The semantics doc only says these are non-resource requests; upstream also leaves
+// apiPrefix set to "apis" when the prefix matched but group/version/resource are missing.
 INSTANTIATE_TEST_SUITE_P(
     UpstreamTable, NonResourceRequestTest,
     ::testing::Values(

@@ -20,6 +20,9 @@ UserInfo alice() {
   return u;
 }
 
+// The semantics doc (section 3) shows only kind/apiVersion/spec. Upstream's client-go encodes the
+// whole object with json.Encoder: "metadata":{} (creationTimestamp is omitted since
+// kubernetes#130989), "status":{"allowed":false} (allowed has no omitempty) and a final newline.
 TEST(SubjectAccessReview, ResourceBodyIsClientGoBytes) {
   EXPECT_EQ(
       subjectAccessReviewRequestBody(
