@@ -54,13 +54,20 @@ std::optional<std::string> decodeRawUrlBase64(std::string_view in) {
   size_t n = 0;
   for (char c : in) {
     int v;
-    if (c >= 'A' && c <= 'Z') v = c - 'A';
-    else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
-    else if (c >= '0' && c <= '9') v = c - '0' + 52;
-    else if (c == '-') v = 62;
-    else if (c == '_') v = 63;
-    else if (c == '\r' || c == '\n') continue;
-    else return std::nullopt;
+    if (c >= 'A' && c <= 'Z')
+      v = c - 'A';
+    else if (c >= 'a' && c <= 'z')
+      v = c - 'a' + 26;
+    else if (c >= '0' && c <= '9')
+      v = c - '0' + 52;
+    else if (c == '-')
+      v = 62;
+    else if (c == '_')
+      v = 63;
+    else if (c == '\r' || c == '\n')
+      continue;
+    else
+      return std::nullopt;
     ++n;
     acc = (acc << 6) | static_cast<uint32_t>(v);
     bits += 6;
@@ -119,8 +126,7 @@ bool validUtf8(std::string_view s) {
 
 }  // namespace
 
-absl::StatusOr<std::optional<WebSocketBearerToken>> webSocketBearerToken(
-    const HeaderMap& headers) {
+absl::StatusOr<std::optional<WebSocketBearerToken>> webSocketBearerToken(const HeaderMap& headers) {
   std::optional<std::string_view> connection = headers.get("Connection");
   std::optional<std::string_view> upgrade = headers.get("Upgrade");
   if (!connection || !upgrade || !connectionListsUpgrade(*connection) ||
@@ -134,8 +140,8 @@ absl::StatusOr<std::optional<WebSocketBearerToken>> webSocketBearerToken(
     size_t start = 0;
     while (true) {
       size_t comma = line.find(',', start);
-      std::string_view raw = line.substr(start, comma == std::string_view::npos ? line.npos
-                                                                                : comma - start);
+      std::string_view raw =
+          line.substr(start, comma == std::string_view::npos ? line.npos : comma - start);
       absl::string_view protocol =
           absl::StripAsciiWhitespace(absl::string_view(raw.data(), raw.size()));
       if (!absl::StartsWith(protocol, kWebSocketBearerPrefix)) {
@@ -199,7 +205,8 @@ std::optional<std::string> bearerToken(const HeaderMap& headers) {
   if (!value) {
     return std::nullopt;
   }
-  absl::string_view trimmed = absl::StripAsciiWhitespace(absl::string_view(value->data(), value->size()));
+  absl::string_view trimmed =
+      absl::StripAsciiWhitespace(absl::string_view(value->data(), value->size()));
   if (trimmed.empty()) {
     return std::nullopt;
   }
@@ -309,8 +316,7 @@ ChainDecision AuthenticationChain::finishWithTokenReview(const ChainDecision& pe
   return decideWithoutCredentials(std::move(errors));
 }
 
-ChainDecision AuthenticationChain::decideWithoutCredentials(
-    std::vector<std::string> errors) const {
+ChainDecision AuthenticationChain::decideWithoutCredentials(std::vector<std::string> errors) const {
   ChainDecision d;
   // FailOnError union with anonymous: any error is a 401, even with anonymous enabled.
   if (errors.empty() && config_.anonymousEnabled) {

@@ -8,11 +8,10 @@
 
 #include <memory>
 #include <optional>
-
-#include "absl/status/statusor.h"
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "authn/authenticator.h"
 #include "authn/token_review.h"
 

@@ -122,35 +122,108 @@ TEST(AuthenticationChainTest, SynchronousTable) {
   const UserInfo alice{"alice", "", {"dev"}, {}};
   const UserInfo aliceAuth{"alice", "", {"dev", "system:authenticated"}, {}};
   std::vector<ChainCase> cases = {
-      {"nothing at all, anonymous on", {noOpinion(), noOpinion()}, std::nullopt, true, true,
-       Kind::kAnonymous, anonymousUser()},
-      {"nothing at all, anonymous off", {noOpinion(), noOpinion()}, std::nullopt, true, false,
-       Kind::kUnauthorized},
-      {"no authenticators configured, anonymous on", {}, std::nullopt, false, true,
-       Kind::kAnonymous, anonymousUser()},
-      {"first authenticator wins and gets system:authenticated", {accepts(alice), fails("x")},
-       std::nullopt, true, true, Kind::kAuthenticated, aliceAuth},
-      {"error then success: success", {fails("rh"), accepts(alice)}, std::nullopt, true, true,
-       Kind::kAuthenticated, aliceAuth},
-      {"an error with no success is a 401 even with anonymous on", {fails("rh"), noOpinion()},
-       std::nullopt, true, true, Kind::kUnauthorized, {}, {"rh"}},
-      {"both fail", {fails("rh"), fails("x509")}, std::nullopt, true, true, Kind::kUnauthorized,
-       {}, {"rh", "x509"}},
-      {"bearer needs a review", {noOpinion(), noOpinion()}, "Bearer tok", true, true,
-       Kind::kNeedsTokenReview, {}, {}, "tok"},
-      {"bearer review carries earlier errors", {fails("rh"), noOpinion()}, "Bearer tok", true,
-       true, Kind::kNeedsTokenReview, {}, {"rh"}, "tok"},
-      {"certificate success skips the bearer token", {accepts(alice)}, "Bearer tok", true, true,
-       Kind::kAuthenticated, aliceAuth},
-      {"token review disabled ignores the bearer token", {noOpinion()}, "Bearer tok", false, true,
-       Kind::kAnonymous, anonymousUser()},
-      {"empty bearer token is no opinion", {noOpinion()}, "Bearer ", true, true, Kind::kAnonymous,
+      {"nothing at all, anonymous on",
+       {noOpinion(), noOpinion()},
+       std::nullopt,
+       true,
+       true,
+       Kind::kAnonymous,
        anonymousUser()},
-      {"basic auth is no opinion", {noOpinion()}, "Basic Zm9vOmJhcg==", true, false,
+      {"nothing at all, anonymous off",
+       {noOpinion(), noOpinion()},
+       std::nullopt,
+       true,
+       false,
+       Kind::kUnauthorized},
+      {"no authenticators configured, anonymous on",
+       {},
+       std::nullopt,
+       false,
+       true,
+       Kind::kAnonymous,
+       anonymousUser()},
+      {"first authenticator wins and gets system:authenticated",
+       {accepts(alice), fails("x")},
+       std::nullopt,
+       true,
+       true,
+       Kind::kAuthenticated,
+       aliceAuth},
+      {"error then success: success",
+       {fails("rh"), accepts(alice)},
+       std::nullopt,
+       true,
+       true,
+       Kind::kAuthenticated,
+       aliceAuth},
+      {"an error with no success is a 401 even with anonymous on",
+       {fails("rh"), noOpinion()},
+       std::nullopt,
+       true,
+       true,
+       Kind::kUnauthorized,
+       {},
+       {"rh"}},
+      {"both fail",
+       {fails("rh"), fails("x509")},
+       std::nullopt,
+       true,
+       true,
+       Kind::kUnauthorized,
+       {},
+       {"rh", "x509"}},
+      {"bearer needs a review",
+       {noOpinion(), noOpinion()},
+       "Bearer tok",
+       true,
+       true,
+       Kind::kNeedsTokenReview,
+       {},
+       {},
+       "tok"},
+      {"bearer review carries earlier errors",
+       {fails("rh"), noOpinion()},
+       "Bearer tok",
+       true,
+       true,
+       Kind::kNeedsTokenReview,
+       {},
+       {"rh"},
+       "tok"},
+      {"certificate success skips the bearer token",
+       {accepts(alice)},
+       "Bearer tok",
+       true,
+       true,
+       Kind::kAuthenticated,
+       aliceAuth},
+      {"token review disabled ignores the bearer token",
+       {noOpinion()},
+       "Bearer tok",
+       false,
+       true,
+       Kind::kAnonymous,
+       anonymousUser()},
+      {"empty bearer token is no opinion",
+       {noOpinion()},
+       "Bearer ",
+       true,
+       true,
+       Kind::kAnonymous,
+       anonymousUser()},
+      {"basic auth is no opinion",
+       {noOpinion()},
+       "Basic Zm9vOmJhcg==",
+       true,
+       false,
        Kind::kUnauthorized},
       {"front proxy asserting system:anonymous gets no system:authenticated",
-       {accepts(UserInfo{"system:anonymous", "", {}, {}})}, std::nullopt, true, true,
-       Kind::kAuthenticated, UserInfo{"system:anonymous", "", {}, {}}},
+       {accepts(UserInfo{"system:anonymous", "", {}, {}})},
+       std::nullopt,
+       true,
+       true,
+       Kind::kAuthenticated,
+       UserInfo{"system:anonymous", "", {}, {}}},
   };
   for (const ChainCase& c : cases) {
     SCOPED_TRACE(c.name);
@@ -197,20 +270,48 @@ TEST(AuthenticationChainTest, FinishWithTokenReviewTable) {
   const UserInfo saAuth{
       "system:serviceaccount:ns:sa", "u", {"system:serviceaccounts", "system:authenticated"}, {}};
   std::vector<Case> cases = {
-      {"authenticated", {}, {ROutcome::kAuthenticated, sa, {}, ""}, true, Kind::kAuthenticated,
-       saAuth, {}},
-      {"authenticated after an earlier error", {"rh"}, {ROutcome::kAuthenticated, sa, {}, ""},
-       true, Kind::kAuthenticated, saAuth, {}},
-      {"authenticated user already in system:authenticated", {},
-       {ROutcome::kAuthenticated, saAuth, {}, ""}, true, Kind::kAuthenticated, saAuth, {}},
-      {"not authenticated: invalid bearer token, 401 even with anonymous", {},
-       {ROutcome::kUnauthenticated, {}, {}, ""}, true, Kind::kUnauthorized, {},
+      {"authenticated",
+       {},
+       {ROutcome::kAuthenticated, sa, {}, ""},
+       true,
+       Kind::kAuthenticated,
+       saAuth,
+       {}},
+      {"authenticated after an earlier error",
+       {"rh"},
+       {ROutcome::kAuthenticated, sa, {}, ""},
+       true,
+       Kind::kAuthenticated,
+       saAuth,
+       {}},
+      {"authenticated user already in system:authenticated",
+       {},
+       {ROutcome::kAuthenticated, saAuth, {}, ""},
+       true,
+       Kind::kAuthenticated,
+       saAuth,
+       {}},
+      {"not authenticated: invalid bearer token, 401 even with anonymous",
+       {},
+       {ROutcome::kUnauthenticated, {}, {}, ""},
+       true,
+       Kind::kUnauthorized,
+       {},
        {"invalid bearer token"}},
-      {"review error (apiserver unreachable): 401", {},
-       TokenReviewResult::failed("Post \"https://10.0.0.1/apis/...\": connection refused"), true,
-       Kind::kUnauthorized, {}, {"Post \"https://10.0.0.1/apis/...\": connection refused"}},
-      {"status.error", {"rh"}, TokenReviewResult::failed("token expired"), false,
-       Kind::kUnauthorized, {}, {"rh", "token expired"}},
+      {"review error (apiserver unreachable): 401",
+       {},
+       TokenReviewResult::failed("Post \"https://10.0.0.1/apis/...\": connection refused"),
+       true,
+       Kind::kUnauthorized,
+       {},
+       {"Post \"https://10.0.0.1/apis/...\": connection refused"}},
+      {"status.error",
+       {"rh"},
+       TokenReviewResult::failed("token expired"),
+       false,
+       Kind::kUnauthorized,
+       {},
+       {"rh", "token expired"}},
   };
   AuthenticationChain chain({{}, true, true});
   for (const Case& c : cases) {
@@ -240,37 +341,62 @@ TEST(WebSocketBearerTokenTest, MatchesUpstreamProtocolAuthenticator) {
   std::vector<Case> cases = {
       {"not a websocket request",
        {{"Sec-WebSocket-Protocol", "base64url.bearer.authorization.k8s.io.dG9r,v5"}},
-       std::nullopt, "", ""},
+       std::nullopt,
+       "",
+       ""},
       {"no protocols", {conn, upg}, std::nullopt, "", ""},
       {"token and another protocol",
-       {conn, upg, {"Sec-WebSocket-Protocol", "v5.channel.k8s.io, base64url.bearer.authorization.k8s.io.dGVzdDE"}},
-       "test1", "v5.channel.k8s.io", ""},
+       {conn,
+        upg,
+        {"Sec-WebSocket-Protocol",
+         "v5.channel.k8s.io, base64url.bearer.authorization.k8s.io.dGVzdDE"}},
+       "test1",
+       "v5.channel.k8s.io",
+       ""},
       {"protocols over several lines, connection list",
-       {{"Connection", "keep-alive, Upgrade"}, {"upgrade", "WebSocket"},
+       {{"Connection", "keep-alive, Upgrade"},
+        {"upgrade", "WebSocket"},
         {"Sec-WebSocket-Protocol", "base64url.bearer.authorization.k8s.io.dG9r"},
         {"Sec-WebSocket-Protocol", "a, b"}},
-       "tok", "a,b", ""},
+       "tok",
+       "a,b",
+       ""},
       {"connection without upgrade token",
-       {{"Connection", "upgraded"}, upg,
+       {{"Connection", "upgraded"},
+        upg,
         {"Sec-WebSocket-Protocol", "base64url.bearer.authorization.k8s.io.dG9r,v5"}},
-       std::nullopt, "", ""},
+       std::nullopt,
+       "",
+       ""},
       {"padding is invalid encoding",
        {conn, upg, {"Sec-WebSocket-Protocol", "base64url.bearer.authorization.k8s.io.dGVzdA==,v5"}},
-       std::nullopt, "", "invalid base64.bearer.authorization token encoding"},
+       std::nullopt,
+       "",
+       "invalid base64.bearer.authorization token encoding"},
       {"only the token protocol",
        {conn, upg, {"Sec-WebSocket-Protocol", "base64url.bearer.authorization.k8s.io.dGVzdDE"}},
-       std::nullopt, "", "missing additional subprotocol"},
+       std::nullopt,
+       "",
+       "missing additional subprotocol"},
       {"two tokens",
-       {conn, upg,
+       {conn,
+        upg,
         {"Sec-WebSocket-Protocol",
-         "base64url.bearer.authorization.k8s.io.dGVzdDE,base64url.bearer.authorization.k8s.io.dGVzdDE"}},
-       std::nullopt, "", "multiple base64.bearer.authorization tokens specified"},
+         "base64url.bearer.authorization.k8s.io.dGVzdDE,base64url.bearer.authorization.k8s.io."
+         "dGVzdDE"}},
+       std::nullopt,
+       "",
+       "multiple base64.bearer.authorization tokens specified"},
       {"not utf-8",
        {conn, upg, {"Sec-WebSocket-Protocol", "base64url.bearer.authorization.k8s.io._w,v5"}},
-       std::nullopt, "", "invalid base64.bearer.authorization token"},
+       std::nullopt,
+       "",
+       "invalid base64.bearer.authorization token"},
       {"empty token is no opinion",
        {conn, upg, {"Sec-WebSocket-Protocol", "base64url.bearer.authorization.k8s.io.,v5"}},
-       std::nullopt, "", ""},
+       std::nullopt,
+       "",
+       ""},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
@@ -298,7 +424,8 @@ TEST(AuthenticationChainTest, WebSocketProtocolToken) {
   HeaderMap headers;
   headers.add("Connection", "Upgrade");
   headers.add("Upgrade", "websocket");
-  headers.add("Sec-WebSocket-Protocol", "v5.channel.k8s.io,base64url.bearer.authorization.k8s.io.dG9r");
+  headers.add("Sec-WebSocket-Protocol",
+              "v5.channel.k8s.io,base64url.bearer.authorization.k8s.io.dG9r");
   ChainDecision pending = chain.authenticate({headers, {}});
   ASSERT_EQ(pending.kind, Kind::kNeedsTokenReview);
   EXPECT_EQ(pending.token, "tok");
@@ -307,7 +434,8 @@ TEST(AuthenticationChainTest, WebSocketProtocolToken) {
       pending, {ROutcome::kAuthenticated, UserInfo{"sa", "", {}, {}}, {}, ""});
   EXPECT_EQ(ok.kind, Kind::kAuthenticated);
   EXPECT_EQ(ok.webSocketProtocols, "v5.channel.k8s.io");
-  ChainDecision bad = chain.finishWithTokenReview(pending, {ROutcome::kUnauthenticated, {}, {}, ""});
+  ChainDecision bad =
+      chain.finishWithTokenReview(pending, {ROutcome::kUnauthenticated, {}, {}, ""});
   EXPECT_EQ(bad.kind, Kind::kUnauthorized);
   EXPECT_EQ(bad.errors, Strings{"invalid bearer token"});
 
@@ -361,13 +489,15 @@ class RealChainTest : public ::testing::Test {
 
   AuthenticationChain chain(std::vector<std::string> allowedNames = {"front-proxy-client"},
                             bool anonymous = true) {
-    auto rh = RequestHeaderAuthenticator::create(
-        {*CertificatePool::fromPem(frontProxyCa_.pem()), std::move(allowedNames),
-         {"X-Remote-User"}, {"X-Remote-Uid"}, {"X-Remote-Group"}, {"X-Remote-Extra-"}});
+    auto rh = RequestHeaderAuthenticator::create({*CertificatePool::fromPem(frontProxyCa_.pem()),
+                                                  std::move(allowedNames),
+                                                  {"X-Remote-User"},
+                                                  {"X-Remote-Uid"},
+                                                  {"X-Remote-Group"},
+                                                  {"X-Remote-Extra-"}});
     auto x509 = std::make_shared<X509Authenticator>(*CertificatePool::fromPem(clientCa_.pem()));
-    return AuthenticationChain({{std::shared_ptr<const Authenticator>(std::move(*rh)), x509},
-                                true,
-                                anonymous});
+    return AuthenticationChain(
+        {{std::shared_ptr<const Authenticator>(std::move(*rh)), x509}, true, anonymous});
   }
 
   testing::TestCertificate frontProxyCa_, clientCa_, frontProxy_, clientCert_;
@@ -380,7 +510,8 @@ TEST_F(RealChainTest, FrontProxyWithIdentityHeaders) {
   headers.add("X-Remote-Extra-Scopes", "view");
   ChainDecision d = chain().authenticate({headers, {frontProxy_.cert.get(), nullptr}});
   ASSERT_EQ(d.kind, Kind::kAuthenticated) << d.errorMessage();
-  EXPECT_EQ(d.user, (UserInfo{"alice", "", {"dev", "system:authenticated"}, {{"scopes", {"view"}}}}));
+  EXPECT_EQ(d.user,
+            (UserInfo{"alice", "", {"dev", "system:authenticated"}, {{"scopes", {"view"}}}}));
 }
 
 TEST_F(RealChainTest, AggregatorDiscoveryWithNoGroupsGetsSystemAuthenticated) {
@@ -403,7 +534,8 @@ TEST_F(RealChainTest, FrontProxyWithoutUsernameIs401BecauseX509RejectsTheCertifi
 TEST_F(RealChainTest, FrontProxyNameNotAllowedIs401WithBothErrors) {
   HeaderMap headers;
   headers.add("X-Remote-User", "alice");
-  ChainDecision d = chain({"someone-else"}).authenticate({headers, {frontProxy_.cert.get(), nullptr}});
+  ChainDecision d =
+      chain({"someone-else"}).authenticate({headers, {frontProxy_.cert.get(), nullptr}});
   EXPECT_EQ(d.kind, Kind::kUnauthorized);
   ASSERT_EQ(d.errors.size(), 2u);
   EXPECT_EQ(d.errors[0], "x509: subject with cn=front-proxy-client is not in the allowed list");
@@ -443,7 +575,8 @@ TEST_F(RealChainTest, ClientCertificateWithoutCommonName) {
   EXPECT_EQ(d.errors, Strings{"x509: certificate signed by unknown authority"});
   // Without a request-header authenticator it is anonymous.
   AuthenticationChain x509Only(
-      {{std::make_shared<X509Authenticator>(*CertificatePool::fromPem(clientCa_.pem()))}, true,
+      {{std::make_shared<X509Authenticator>(*CertificatePool::fromPem(clientCa_.pem()))},
+       true,
        true});
   EXPECT_EQ(x509Only.authenticate({headers, {noCn.cert.get(), nullptr}}).kind, Kind::kAnonymous);
 }
@@ -460,8 +593,7 @@ TEST_F(RealChainTest, BadCertificateWithValidTokenStillAuthenticatesByToken) {
   ChainDecision ok = c.finishWithTokenReview(
       pending, {ROutcome::kAuthenticated, UserInfo{"sa", "", {}, {}}, {}, ""});
   EXPECT_EQ(ok.kind, Kind::kAuthenticated);
-  ChainDecision bad =
-      c.finishWithTokenReview(pending, {ROutcome::kUnauthenticated, {}, {}, ""});
+  ChainDecision bad = c.finishWithTokenReview(pending, {ROutcome::kUnauthenticated, {}, {}, ""});
   EXPECT_EQ(bad.kind, Kind::kUnauthorized);
   EXPECT_EQ(bad.errors.size(), 3u);
   EXPECT_EQ(bad.errors.back(), "invalid bearer token");

@@ -16,7 +16,7 @@ namespace aaproxy {
 // leaf means the client sent no certificate. Borrowed: the TLS connection owns them.
 struct PeerCertificates {
   X509* leaf = nullptr;
-  STACK_OF(X509)* chain = nullptr;
+  STACK_OF(X509) * chain = nullptr;
 };
 
 struct AuthenticationRequest {

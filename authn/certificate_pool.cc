@@ -60,9 +60,8 @@ absl::StatusOr<std::shared_ptr<const CertificatePool>> CertificatePool::fromPem(
     const unsigned char* p = data;
     X509Ptr cert(d2i_X509(nullptr, &p, len));
     if (cert == nullptr || p != data + len) {
-      return absl::InvalidArgumentError(absl::StrCat("PEM block #", block,
-                                                     " is not a valid certificate: ",
-                                                     lastOpenSslError()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("PEM block #", block, " is not a valid certificate: ", lastOpenSslError()));
     }
     pool->certificates_.push_back(std::move(cert));
   }

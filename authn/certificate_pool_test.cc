@@ -7,8 +7,8 @@
 namespace aaproxy {
 namespace {
 
-using ::testing::HasSubstr;
 using testing::caSpec;
+using ::testing::HasSubstr;
 using testing::makeCertificate;
 
 TEST(CertificatePoolTest, ParsesEveryCertificateOfABundle) {
@@ -42,8 +42,8 @@ TEST(CertificatePoolTest, GarbageIsAnError) {
 }
 
 TEST(CertificatePoolTest, NonCertificateBlocksAreSkippedButDoNotCount) {
-  auto pool = CertificatePool::fromPem(
-      "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n");
+  auto pool =
+      CertificatePool::fromPem("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n");
   ASSERT_FALSE(pool.ok());
   EXPECT_THAT(pool.status().message(), HasSubstr("no CERTIFICATE block"));
 

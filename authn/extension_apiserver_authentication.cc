@@ -100,12 +100,12 @@ absl::StatusOr<ExtensionApiserverAuthentication> parseExtensionApiserverAuthenti
     const char* key;
     std::optional<std::vector<std::string>>* field;
   };
-  for (ListKey k : {ListKey{kRequestHeaderAllowedNamesKey, &out.requestHeaderAllowedNames},
-                    ListKey{kRequestHeaderUsernameHeadersKey, &out.requestHeaderUsernameHeaders},
-                    ListKey{kRequestHeaderUidHeadersKey, &out.requestHeaderUidHeaders},
-                    ListKey{kRequestHeaderGroupHeadersKey, &out.requestHeaderGroupHeaders},
-                    ListKey{kRequestHeaderExtraHeadersPrefixKey,
-                            &out.requestHeaderExtraHeaderPrefixes}}) {
+  for (ListKey k :
+       {ListKey{kRequestHeaderAllowedNamesKey, &out.requestHeaderAllowedNames},
+        ListKey{kRequestHeaderUsernameHeadersKey, &out.requestHeaderUsernameHeaders},
+        ListKey{kRequestHeaderUidHeadersKey, &out.requestHeaderUidHeaders},
+        ListKey{kRequestHeaderGroupHeadersKey, &out.requestHeaderGroupHeaders},
+        ListKey{kRequestHeaderExtraHeadersPrefixKey, &out.requestHeaderExtraHeaderPrefixes}}) {
     absl::StatusOr<std::optional<std::vector<std::string>>> value = deserializeStrings(data, k.key);
     if (!value.ok()) {
       return value.status();
@@ -136,7 +136,8 @@ ExtensionApiserverAuthentication mergeWithFlags(const ExtensionApiserverAuthenti
       pick(flags.requestHeaderAllowedNames, configMap.requestHeaderAllowedNames);
   out.requestHeaderUsernameHeaders =
       pick(flags.requestHeaderUsernameHeaders, configMap.requestHeaderUsernameHeaders);
-  out.requestHeaderUidHeaders = pick(flags.requestHeaderUidHeaders, configMap.requestHeaderUidHeaders);
+  out.requestHeaderUidHeaders =
+      pick(flags.requestHeaderUidHeaders, configMap.requestHeaderUidHeaders);
   out.requestHeaderGroupHeaders =
       pick(flags.requestHeaderGroupHeaders, configMap.requestHeaderGroupHeaders);
   out.requestHeaderExtraHeaderPrefixes =

@@ -55,8 +55,8 @@ TEST(ExtensionApiserverAuthenticationTest, MissingEmptyAndNullAreUnsetButEmptyLi
 }
 
 TEST(ExtensionApiserverAuthenticationTest, InvalidJsonNamesTheKey) {
-  for (const char* bad : {"incorrect-json-array", "[\"a\"", "[\"a\"] x", "{\"a\":1}", "[1]",
-                          "\"a\"", "   "}) {
+  for (const char* bad :
+       {"incorrect-json-array", "[\"a\"", "[\"a\"] x", "{\"a\":1}", "[1]", "\"a\"", "   "}) {
     SCOPED_TRACE(bad);
     auto parsed = parseExtensionApiserverAuthentication(
         {{"requestheader-username-headers", bad}, {"requestheader-group-headers", "[\"g\"]"}});

@@ -36,8 +36,8 @@ TEST(StripIdentityHeadersTest, RemovesStandardConfiguredAndImpersonationHeaders)
   headers.add("Impersonate-Extra-Scopes", "x");
   headers.add("Accept", "application/json");
   headers.add("X-Remote-Username-Not-Really", "kept: not a configured name");
-  IdentityHeaderNames configured{{"X-Custom-User"}, {"X-Custom-Uid"}, {"X-Custom-Group"},
-                                 {"X-Custom-Extra-"}};
+  IdentityHeaderNames configured{
+      {"X-Custom-User"}, {"X-Custom-Uid"}, {"X-Custom-Group"}, {"X-Custom-Extra-"}};
   EXPECT_EQ(stripIdentityHeaders(headers, configured), 16u);
   EXPECT_EQ(names(headers),
             (std::vector<std::string>{"Host", "Accept", "X-Remote-Username-Not-Really"}));
@@ -77,12 +77,8 @@ TEST(SetIdentityHeadersTest, WritesAggregatorStyleHeaders) {
 }
 
 TEST(SetIdentityHeadersTest, RoundTripsThroughTheRequestHeaderAuthenticator) {
-  auto auth = RequestHeaderAuthenticator::create({nullptr,
-                                                  {},
-                                                  {"X-Remote-User"},
-                                                  {"X-Remote-Uid"},
-                                                  {"X-Remote-Group"},
-                                                  {"X-Remote-Extra-"}});
+  auto auth = RequestHeaderAuthenticator::create(
+      {nullptr, {}, {"X-Remote-User"}, {"X-Remote-Uid"}, {"X-Remote-Group"}, {"X-Remote-Extra-"}});
   ASSERT_TRUE(auth.ok());
   std::vector<UserInfo> users = {
       {"alice", "", {}, {}},

@@ -9,10 +9,10 @@
 namespace aaproxy {
 namespace {
 
-using testing::CertificateSpec;
-using testing::TestCertificate;
 using testing::caSpec;
+using testing::CertificateSpec;
 using testing::makeCertificate;
+using testing::TestCertificate;
 using Outcome = AuthenticationResult::Outcome;
 
 struct HeaderCase {
@@ -217,9 +217,12 @@ class RequestHeaderVerifierTest : public ::testing::Test {
 
   AuthenticationResult run(const TestCertificate* leaf, std::vector<std::string> allowedNames,
                            std::shared_ptr<const CertificatePool> pool) {
-    auto auth = RequestHeaderAuthenticator::create({std::move(pool), std::move(allowedNames),
-                                                    {"X-Remote-User"}, {"X-Remote-Uid"},
-                                                    {"X-Remote-Group"}, {"X-Remote-Extra-"}});
+    auto auth = RequestHeaderAuthenticator::create({std::move(pool),
+                                                    std::move(allowedNames),
+                                                    {"X-Remote-User"},
+                                                    {"X-Remote-Uid"},
+                                                    {"X-Remote-Group"},
+                                                    {"X-Remote-Extra-"}});
     EXPECT_TRUE(auth.ok());
     return (*auth)->authenticate({headers_, {leaf ? leaf->cert.get() : nullptr, nullptr}});
   }
@@ -298,9 +301,9 @@ TEST_F(RequestHeaderVerifierTest, ValidCertificateWithoutUsernameIsNoOpinion) {
 
 TEST_F(RequestHeaderVerifierTest, UsesTheInjectedClock) {
   auto leaf = client("front-proxy-client", &root_);
-  auto auth = RequestHeaderAuthenticator::create(
-      {pool_, {}, {"X-Remote-User"}, {}, {}, {}},
-      [] { return absl::Now() + absl::Hours(24 * 365 * 100); });
+  auto auth = RequestHeaderAuthenticator::create({pool_, {}, {"X-Remote-User"}, {}, {}, {}}, [] {
+    return absl::Now() + absl::Hours(24 * 365 * 100);
+  });
   ASSERT_TRUE(auth.ok());
   EXPECT_EQ((*auth)->authenticate({headers_, {leaf.cert.get(), nullptr}}).outcome,
             Outcome::kFailed);

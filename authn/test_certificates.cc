@@ -92,7 +92,8 @@ TestCertificate makeCertificate(const CertificateSpec& spec, const TestCertifica
   check(X509_set_issuer_name(cert, X509_get_subject_name(issuerCert)) == 1, "issuer");
   check(X509_set_pubkey(cert, out.key.get()) == 1, "pubkey");
 
-  addExtension(cert, issuerCert, NID_basic_constraints, spec.isCa ? "critical,CA:TRUE" : "CA:FALSE");
+  addExtension(cert, issuerCert, NID_basic_constraints,
+               spec.isCa ? "critical,CA:TRUE" : "CA:FALSE");
   addExtension(cert, issuerCert, NID_key_usage,
                spec.isCa ? "critical,keyCertSign,cRLSign" : "critical,digitalSignature");
   addExtension(cert, issuerCert, NID_subject_key_identifier, "hash");

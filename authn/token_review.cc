@@ -4,7 +4,6 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
-
 #include <simdjson.h>
 
 #include <cstdlib>
@@ -98,8 +97,8 @@ absl::Status readUser(element e, UserInfo& user) {
 
 void appendLengthPrefixed(std::string& buf, std::string_view s) {
   uint32_t n = static_cast<uint32_t>(s.size());
-  char len[4] = {static_cast<char>(n >> 24), static_cast<char>(n >> 16),
-                 static_cast<char>(n >> 8), static_cast<char>(n)};
+  char len[4] = {static_cast<char>(n >> 24), static_cast<char>(n >> 16), static_cast<char>(n >> 8),
+                 static_cast<char>(n)};
   buf.append(len, 4);
   buf.append(s.data(), s.size());
 }
@@ -108,9 +107,8 @@ void appendLengthPrefixed(std::string& buf, std::string_view s) {
 
 std::string tokenReviewRequestBody(std::string_view token,
                                    const std::vector<std::string>& audiences) {
-  std::string body =
-      R"({"kind":"TokenReview","apiVersion":"authentication.k8s.io/v1",)"
-      R"("metadata":{},"spec":{)";
+  std::string body = R"({"kind":"TokenReview","apiVersion":"authentication.k8s.io/v1",)"
+                     R"("metadata":{},"spec":{)";
   if (!token.empty()) {
     body += R"("token":)";
     appendGoJsonString(body, token);

@@ -27,8 +27,8 @@ absl::StatusOr<std::optional<UserInfo>> userFromCertificate(X509* leaf);
 class X509Authenticator : public Authenticator {
  public:
   // Null clientCa: never accepts (no opinion), as upstream with no CA content.
-  explicit X509Authenticator(std::shared_ptr<const CertificatePool> clientCa,
-                             Clock clock = [] { return absl::Now(); })
+  explicit X509Authenticator(
+      std::shared_ptr<const CertificatePool> clientCa, Clock clock = [] { return absl::Now(); })
       : clientCa_(std::move(clientCa)), clock_(std::move(clock)) {}
 
   // Verification failure: kFailed with `verifying certificate SN=.., SKID=.., AKID=.. failed:

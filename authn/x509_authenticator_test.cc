@@ -12,12 +12,12 @@
 namespace aaproxy {
 namespace {
 
-using ::testing::MatchesRegex;
-using testing::CertificateSpec;
-using testing::TestCertificate;
 using testing::caSpec;
+using testing::CertificateSpec;
 using testing::makeCertificate;
 using testing::makeStack;
+using ::testing::MatchesRegex;
+using testing::TestCertificate;
 using Outcome = AuthenticationResult::Outcome;
 
 std::string sha256Hex(const std::string& data) {
@@ -36,10 +36,9 @@ std::string sha256Hex(const std::string& data) {
 class X509AuthenticatorTest : public ::testing::Test {
  protected:
   X509AuthenticatorTest()
-      : root_(makeCertificate(caSpec("ROOT CA"))),
-        auth_(*CertificatePool::fromPem(root_.pem())) {}
+      : root_(makeCertificate(caSpec("ROOT CA"))), auth_(*CertificatePool::fromPem(root_.pem())) {}
 
-  AuthenticationResult run(const TestCertificate& leaf, STACK_OF(X509)* chain = nullptr) {
+  AuthenticationResult run(const TestCertificate& leaf, STACK_OF(X509) * chain = nullptr) {
     return auth_.authenticate({headers_, {leaf.cert.get(), chain}});
   }
 
@@ -55,8 +54,7 @@ TEST_F(X509AuthenticatorTest, NoCertificateIsNoOpinion) {
 TEST_F(X509AuthenticatorTest, NoCaIsNoOpinion) {
   auto leaf = makeCertificate(CertificateSpec{.commonName = "c"}, &root_);
   X509Authenticator noCa(nullptr);
-  EXPECT_EQ(noCa.authenticate({headers_, {leaf.cert.get(), nullptr}}).outcome,
-            Outcome::kNoOpinion);
+  EXPECT_EQ(noCa.authenticate({headers_, {leaf.cert.get(), nullptr}}).outcome, Outcome::kNoOpinion);
 }
 
 TEST_F(X509AuthenticatorTest, CommonName) {
@@ -69,10 +67,9 @@ TEST_F(X509AuthenticatorTest, CommonName) {
   EXPECT_EQ(r.user.name, "client_cn");
   EXPECT_EQ(r.user.uid, "");
   EXPECT_EQ(r.user.groups, std::vector<std::string>{"My Org"});
-  EXPECT_EQ(r.user.extra,
-            (std::map<std::string, std::vector<std::string>>{
-                {"authentication.kubernetes.io/credential-id",
-                 {"X509SHA256=" + sha256Hex(leaf.der())}}}));
+  EXPECT_EQ(r.user.extra, (std::map<std::string, std::vector<std::string>>{
+                              {"authentication.kubernetes.io/credential-id",
+                               {"X509SHA256=" + sha256Hex(leaf.der())}}}));
 }
 
 TEST_F(X509AuthenticatorTest, CaWithMultipleOrganizations) {
@@ -199,9 +196,9 @@ TEST_F(X509AuthenticatorTest, LastCommonNameWinsAndNonStringValuesAreSkipped) {
   const unsigned char second[] = "second";
   ASSERT_EQ(X509_NAME_add_entry_by_NID(name, NID_commonName, MBSTRING_UTF8, second, -1, -1, 0), 1);
   const unsigned char universal[] = {0x00, 0x00, 0x00, 0x41};
-  ASSERT_EQ(X509_NAME_add_entry_by_NID(name, NID_commonName, V_ASN1_UNIVERSALSTRING, universal,
-                                       4, -1, 0),
-            1);
+  ASSERT_EQ(
+      X509_NAME_add_entry_by_NID(name, NID_commonName, V_ASN1_UNIVERSALSTRING, universal, 4, -1, 0),
+      1);
   ASSERT_EQ(X509_NAME_add_entry_by_NID(name, NID_organizationName, V_ASN1_UNIVERSALSTRING,
                                        universal, 4, -1, 0),
             1);

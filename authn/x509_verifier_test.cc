@@ -12,18 +12,17 @@
 namespace aaproxy {
 namespace {
 
-using ::testing::MatchesRegex;
-using testing::CertificateSpec;
-using testing::TestCertificate;
 using testing::caSpec;
+using testing::CertificateSpec;
 using testing::makeCertificate;
 using testing::makeStack;
+using ::testing::MatchesRegex;
+using testing::TestCertificate;
 
 class X509VerifierTest : public ::testing::Test {
  protected:
   X509VerifierTest()
-      : root_(makeCertificate(caSpec("ROOT CA"))),
-        pool_(*CertificatePool::fromPem(root_.pem())) {}
+      : root_(makeCertificate(caSpec("ROOT CA"))), pool_(*CertificatePool::fromPem(root_.pem())) {}
 
   CertificateSpec clientSpec(std::string cn) {
     CertificateSpec spec;
@@ -32,7 +31,7 @@ class X509VerifierTest : public ::testing::Test {
     return spec;
   }
 
-  absl::Status verify(const TestCertificate& leaf, STACK_OF(X509)* chain = nullptr,
+  absl::Status verify(const TestCertificate& leaf, STACK_OF(X509) * chain = nullptr,
                       absl::Time now = absl::Now()) {
     return verifyClientCertificate(*pool_, PeerCertificates{leaf.cert.get(), chain}, now);
   }
@@ -161,8 +160,7 @@ TEST_F(X509VerifierTest, ImpostorCaWithTheSameNameIsUnknownAuthority) {
   // leading text is guaranteed to match Go here.
   auto impostor = makeCertificate(caSpec("ROOT CA"));
   auto leaf = makeCertificate(clientSpec("c"), &impostor);
-  EXPECT_THAT(std::string(verify(leaf).message()),
-              ::testing::StartsWith(kUnknownAuthority));
+  EXPECT_THAT(std::string(verify(leaf).message()), ::testing::StartsWith(kUnknownAuthority));
 }
 
 TEST_F(X509VerifierTest, IntermediateCaInThePoolIsAnAnchor) {
@@ -197,7 +195,8 @@ TEST_F(X509VerifierTest, CertificateIdentifier) {
   EXPECT_THAT(certificateIdentifier(leaf.cert.get()),
               MatchesRegex("SN=14307769263086146430123, SKID=.*"));
   // A self-signed root made here has no AKID.
-  EXPECT_THAT(certificateIdentifier(root_.cert.get()), MatchesRegex("SN=1, SKID=[0-9A-F:]+, AKID="));
+  EXPECT_THAT(certificateIdentifier(root_.cert.get()),
+              MatchesRegex("SN=1, SKID=[0-9A-F:]+, AKID="));
 }
 
 }  // namespace
