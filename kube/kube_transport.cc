@@ -15,15 +15,7 @@
 namespace aaproxy {
 namespace {
 
-struct BioDeleter {
-  void operator()(BIO* b) const { BIO_free(b); }
-};
-struct X509Deleter {
-  void operator()(X509* x) const { X509_free(x); }
-};
-struct PkeyDeleter {
-  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
-};
+using PkeyDeleter = EvpPkeyDeleter;
 
 std::string opensslErrors() {
   std::string out;

@@ -14,14 +14,10 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/openssl_handles.h"
 #include "config/kubeconfig.h"
 
 namespace aaproxy {
-
-struct SslCtxDeleter {
-  void operator()(SSL_CTX* ctx) const { SSL_CTX_free(ctx); }
-};
-using SslCtxPtr = std::unique_ptr<SSL_CTX, SslCtxDeleter>;
 
 // Bearer token of the client: a static token, or one re-read from a file the way client-go's
 // cachedFileTokenSource does (kept for `refresh_period` minus `leeway`, i.e. re-read every 50 s

@@ -1,4 +1,4 @@
-// RAII owners for libevent and OpenSSL handles, so no error path leaks one.
+// RAII owners for libevent handles (and, via common/, OpenSSL ones), so no error path leaks one.
 #pragma once
 
 #include <event2/buffer.h>
@@ -9,6 +9,8 @@
 #include <openssl/x509.h>
 
 #include <memory>
+
+#include "common/openssl_handles.h"
 
 namespace aaproxy {
 
@@ -27,11 +29,5 @@ using EventPtr = std::unique_ptr<event, FreeWith<event_free>>;
 using BufferEventPtr = std::unique_ptr<bufferevent, FreeWith<bufferevent_free>>;
 using ListenerPtr = std::unique_ptr<evconnlistener, FreeWith<evconnlistener_free>>;
 using EvBufferPtr = std::unique_ptr<evbuffer, FreeWith<evbuffer_free>>;
-using SslCtxPtr = std::unique_ptr<SSL_CTX, FreeWith<SSL_CTX_free>>;
-using SslPtr = std::unique_ptr<SSL, FreeWith<SSL_free>>;
-using X509Ptr = std::unique_ptr<X509, FreeWith<X509_free>>;
-using X509StorePtr = std::unique_ptr<X509_STORE, FreeWith<X509_STORE_free>>;
-using EvpPkeyPtr = std::unique_ptr<EVP_PKEY, FreeWith<EVP_PKEY_free>>;
-using BioPtr = std::unique_ptr<BIO, FreeWith<BIO_free>>;
 
 }  // namespace aaproxy
