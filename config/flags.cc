@@ -160,7 +160,7 @@ const std::vector<FlagSpec>& flagTable() {
        "Root certificate bundle to use to verify client certificates on incoming requests before trusting "
        "usernames in headers specified by --requestheader-username-headers.",
        [](ProxyOptions& o, std::string_view v) { return readableFile(v, o.requestheader_client_ca_file); }},
-      {"anonymous-auth", true, "bool", "false",
+      {"anonymous-auth", true, "bool", "true",
        "Enables anonymous requests: requests not rejected by another authentication method are treated as "
        "user system:anonymous in group system:unauthenticated. When false they are answered 401.",
        [](ProxyOptions& o, std::string_view v) { return parseBool(v, o.anonymous_auth); }},

@@ -41,7 +41,7 @@ struct ProxyOptions {
   // Client certificate trust.
   std::string client_ca_file;
   std::string requestheader_client_ca_file;
-  bool anonymous_auth = false;
+  bool anonymous_auth = true;
 
   // Delegated authentication (k8s.io/apiserver's DelegatingAuthenticationOptions).
   std::string kubeconfig;                 // fallback for both of the below

@@ -1,9 +1,11 @@
 """aa-proxy's data plane end to end: curl with client certificates -> aa-proxy -> sample backend.
 
-Contract under test (this stage: authentication by client certificate only, no authorization):
+Contract under test: the data plane in standalone mode (no cluster), with a static policy that
+allows every authenticated user everything, so only forwarding behaviour is in play here:
   aa-proxy --secure-port P --bind-address 127.0.0.1 --tls-cert-file F --tls-private-key-file F
            --client-ca-file F --requestheader-client-ca-file F --upstream URL --workers 2
-           --anonymous-auth=false -v 2
+           --anonymous-auth=false --authentication-skip-lookup
+           --authorization-mode static --authorization-policy-file ALLOW_AUTHENTICATED -v 2
 """
 
 import hashlib
@@ -26,8 +28,13 @@ PROXY = harness.find_binary("proxy/aa-proxy")
 SKIP_REASON = ("//proxy:aa-proxy is not built (no proxy binary in runfiles or bazel-bin); "
                "run through `bazel test //e2e:proxy_test`")
 
+# What kube-apiserver writes: json.Encoder (compact, trailing newline) for API clients, and
+# json.MarshalIndent (no trailing newline) when the User-Agent is curl, Wget or a browser.
 UNAUTHORIZED = (b'{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",'
-                b'"message":"Unauthorized","reason":"Unauthorized","code":401}')
+                b'"message":"Unauthorized","reason":"Unauthorized","code":401}\n')
+UNAUTHORIZED_PRETTY = (b'{\n  "kind": "Status",\n  "apiVersion": "v1",\n  "metadata": {},\n'
+                       b'  "status": "Failure",\n  "message": "Unauthorized",\n'
+                       b'  "reason": "Unauthorized",\n  "code": 401\n}')
 
 
 @unittest.skipIf(PROXY is None, SKIP_REASON)
@@ -59,6 +66,19 @@ class ProxyTestBase(harness.E2ETestCase):
     def alice(self) -> harness.TlsClient:
         return self.client(self.pki.alice)
 
+    def allow_authenticated_policy(self) -> str:
+        path = os.path.join(self._pki_dir, "allow-authenticated.yaml")
+        with open(path, "w") as f:
+            f.write("rules:\n"
+                    "  - groups: [\"system:authenticated\"]\n"
+                    "    verbs: [\"*\"]\n"
+                    "    apiGroups: [\"*\"]\n"
+                    "    resources: [\"*\"]\n"
+                    "  - groups: [\"system:authenticated\"]\n"
+                    "    verbs: [\"*\"]\n"
+                    "    nonResourceURLs: [\"*\"]\n")
+        return path
+
     def start_proxy(self, upstream: str) -> harness.Process:
         self.port = harness.free_port()
         self.url = f"https://127.0.0.1:{self.port}"
@@ -67,7 +87,9 @@ class ProxyTestBase(harness.E2ETestCase):
             "--tls-cert-file", self.pki.server.cert, "--tls-private-key-file", self.pki.server.key,
             "--client-ca-file", self.pki.ca.cert,
             "--requestheader-client-ca-file", self.pki.front_proxy_ca.cert,
-            "--upstream", upstream, "--workers", "2", "--anonymous-auth=false", "-v", "2"])
+            "--upstream", upstream, "--workers", "2", "--anonymous-auth=false",
+            "--authentication-skip-lookup", "--authorization-mode", "static",
+            "--authorization-policy-file", self.allow_authenticated_policy(), "-v", "2"])
 
         def ready():
             if not proxy.alive():
@@ -104,11 +126,14 @@ class ProxyDataPlaneTest(ProxyTestBase):
         self.assertEqual((result.status, result.body), (404, NOT_FOUND))
 
     def test_no_client_certificate_is_401(self):
-        result = self.get(GV, tls=self.client())
+        result = self.get(GV, tls=self.client(), headers=["User-Agent: kubectl/v1.32.0"])
         self.assertEqual(result.exit_code, 0, result.stderr)
-        self.assertEqual(result.status, 401)
-        self.assertIn(result.body, (UNAUTHORIZED, UNAUTHORIZED + b"\n"))
+        self.assertEqual((result.status, result.body), (401, UNAUTHORIZED))
         self.assertEqual(result.header("Content-Type"), "application/json")
+
+    def test_curl_user_agent_gets_pretty_status(self):
+        result = self.get(GV, tls=self.client())
+        self.assertEqual((result.status, result.body), (401, UNAUTHORIZED_PRETTY))
 
     def test_certificate_from_another_ca_fails_the_handshake(self):
         result = self.get(GV, tls=self.client(self.pki.stranger))

@@ -23,6 +23,8 @@ struct ConnectionInfo {
 struct AdmissionVerdict {
   enum class Kind { kForward, kRespond };
   Kind kind = Kind::kRespond;
+  // The Kubernetes verb (upper case) once known, for metrics.
+  std::string verb;
   // kForward: the identity to hand to the backend in X-Remote-* headers.
   UserInfo user;
   // kRespond: a complete local answer (Kubernetes Status bodies).

@@ -318,8 +318,9 @@ void ClientConnection::startAdmission() {
 }
 
 void ClientConnection::onAdmitted(AdmissionVerdict verdict) {
+  metrics_verb_ = std::move(verdict.verb);
+  user_name_ = verdict.user.name;
   if (verdict.kind == AdmissionVerdict::Kind::kForward) {
-    user_name_ = verdict.user.name;
     if (!serveLocalEndpoint()) {
       startForwarding(verdict.user);
     }

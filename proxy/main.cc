@@ -8,14 +8,23 @@
 
 #include <cstring>
 
+#include "absl/strings/str_cat.h"
+
 #include <cstdio>
 #include <iostream>
 
 #include <http_parser.h>
 
+#include <future>
+
 #include "common/logging.h"
+#include "config/kubeconfig.h"
 #include "config/flags.h"
-#include "proxy/certificate_admission.h"
+#include "kube/apiserver_client.h"
+#include "kube/configmap_source.h"
+#include "kube/kube_transport.h"
+#include "proxy/authentication_sources.h"
+#include "proxy/delegated_admission.h"
 #include "proxy/server.h"
 #include "proxy/tls_context.h"
 #include "proxy/tls_reloader.h"
@@ -63,6 +72,27 @@ bool probeBackend(const UpstreamAddress& address) {
   return ok;
 }
 
+// The kube-apiserver connection for one purpose: the flag's kubeconfig, else --kubeconfig, else
+// in-cluster. No cluster at all is not an error (standalone mode): null then.
+absl::StatusOr<std::shared_ptr<const KubeTransport>> loadTransport(const std::string& flag,
+                                                                  const std::string& specific,
+                                                                  const std::string& fallback) {
+  std::string path = !specific.empty() ? specific : fallback;
+  InClusterEnvironment env = InClusterEnvironment::fromProcess();
+  if (path.empty() && env.service_host.empty()) {
+    return std::shared_ptr<const KubeTransport>();
+  }
+  absl::StatusOr<std::shared_ptr<const KubeClientConfig>> config = loadKubeClientConfig(path, "", env);
+  if (!config.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(flag, ": ", config.status().message()));
+  }
+  absl::StatusOr<std::shared_ptr<KubeTransport>> transport = KubeTransport::create(*config);
+  if (!transport.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(flag, ": ", transport.status().message()));
+  }
+  return std::shared_ptr<const KubeTransport>(*std::move(transport));
+}
+
 int run(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   absl::StatusOr<CommandLine> command_line = parseCommandLine(args);
@@ -76,34 +106,51 @@ int run(int argc, char** argv) {
   ProxyOptions options = std::move(command_line->options);
   g_log_verbosity.store(options.verbosity);
 
-  ServerTlsSettings tls;
-  tls.cert_file = options.tls_cert_file;
-  tls.key_file = options.tls_private_key_file;
-  tls.min_version = options.tls_min_version;
-  std::vector<std::string> ca_files;
-  for (const auto& [flag, path] :
-       {std::pair<const char*, const std::string&>{"--client-ca-file", options.client_ca_file},
-        {"--requestheader-client-ca-file", options.requestheader_client_ca_file}}) {
-    if (path.empty()) {
-      continue;
-    }
-    absl::StatusOr<std::string> pem = readFileToString(path);
-    if (!pem.ok()) {
-      return fail(std::string(flag) + ": " + std::string(pem.status().message()));
-    }
-    if (absl::StatusOr<std::vector<X509Ptr>> certs = parsePemCertificates(*pem); !certs.ok()) {
-      return fail(std::string(flag) + ": \"" + path + "\": " + std::string(certs.status().message()));
-    }
-    ca_files.push_back(path);
-  }
   // http-parser's own header limit must not be tighter than ours (it counts the request line).
   http_parser_set_max_header_size(
       static_cast<uint32_t>(options.max_header_bytes + options.max_request_line_bytes + 4096));
 
-  auto admission = std::make_unique<CertificateAdmission>(options.anonymous_auth);
-  auto shared = std::make_unique<SharedProxyState>(options, nullptr, std::move(admission));
+  absl::StatusOr<std::shared_ptr<const KubeTransport>> authn_transport = loadTransport(
+      "--authentication-kubeconfig", options.authentication_kubeconfig, options.kubeconfig);
+  if (!authn_transport.ok()) {
+    return fail(authn_transport.status().message());
+  }
+  absl::StatusOr<std::shared_ptr<const KubeTransport>> authz_transport = loadTransport(
+      "--authorization-kubeconfig", options.authorization_kubeconfig, options.kubeconfig);
+  if (!authz_transport.ok()) {
+    return fail(authz_transport.status().message());
+  }
+  if (!*authn_transport) {
+    AA_LOG(W) << "no kube-apiserver configured (no --authentication-kubeconfig, --kubeconfig or "
+                 "in-cluster environment): bearer tokens are not reviewed and the "
+                 "extension-apiserver-authentication ConfigMap is not looked up";
+  }
+
+  DelegatedAdmissionOptions admission_options;
+  admission_options.anonymous_auth = options.anonymous_auth;
+  admission_options.token_audiences = options.token_audiences;
+  admission_options.token_cache_ttl = options.token_webhook_cache_ttl;
+  admission_options.authorization_modes = options.authorization_modes;
+  admission_options.authorization_policy_file = options.authorization_policy_file;
+  admission_options.always_allow_groups = options.always_allow_groups;
+  admission_options.always_allow_paths = options.always_allow_paths;
+  admission_options.authorized_ttl = options.authorized_ttl;
+  admission_options.unauthorized_ttl = options.unauthorized_ttl;
+  admission_options.cache_size = options.authorization_cache_size;
+  absl::StatusOr<std::unique_ptr<DelegatedAdmission>> created =
+      DelegatedAdmission::create(admission_options, *authn_transport, *authz_transport);
+  if (!created.ok()) {
+    return fail(created.status().message());
+  }
+  DelegatedAdmission* admission = created->get();
+
+  ServerTlsSettings tls;
+  tls.cert_file = options.tls_cert_file;
+  tls.key_file = options.tls_private_key_file;
+  tls.min_version = options.tls_min_version;
+  auto shared = std::make_unique<SharedProxyState>(options, nullptr, *std::move(created));
   SharedProxyState* state = shared.get();
-  TlsReloader tls_reloader(tls, ca_files, [state](std::shared_ptr<const ServerTlsContext> context) {
+  TlsReloader tls_reloader(tls, {}, [state](std::shared_ptr<const ServerTlsContext> context) {
     state->setTls(std::move(context));
   });
   if (absl::Status s = tls_reloader.loadInitial(); !s.ok()) {
@@ -111,6 +158,59 @@ int run(int argc, char** argv) {
   }
   if (options.tls_cert_file.empty()) {
     AA_LOG(I) << "no --tls-cert-file given: serving with a generated self-signed certificate";
+  }
+
+  // Client-certificate trust: the authenticators and the handshake's CA union move together.
+  AuthenticationSources authentication(options, [admission, &tls_reloader](
+                                                    const ExtensionApiserverAuthentication& config) {
+    if (absl::Status s = admission->updateAuthentication(config); !s.ok()) {
+      return s;
+    }
+    std::vector<std::string> cas;
+    for (const std::optional<std::string>& pem : {config.clientCaPem, config.requestHeaderCaPem}) {
+      if (pem.has_value()) {
+        cas.push_back(*pem);
+      }
+    }
+    return tls_reloader.setDynamicCas("authentication", std::move(cas));
+  });
+  if (absl::Status s = authentication.refreshFiles(); !s.ok()) {
+    return fail(s.message());
+  }
+
+  // The control loop talks to kube-apiserver for the ConfigMap; workers never wait on it.
+  EventLoop control;
+  std::unique_ptr<ApiServerClient> control_client;
+  std::unique_ptr<ConfigMapSource> configmap;
+  const bool lookup = *authn_transport && !options.authentication_skip_lookup &&
+                      (options.client_ca_file.empty() || options.requestheader_client_ca_file.empty());
+  if (lookup) {
+    state->health().setAuthenticationConfigLoaded(false);
+    control_client = std::make_unique<ApiServerClient>(control.base(), *authn_transport);
+    ConfigMapSourceOptions cm_options;
+    cm_options.resync_period = options.configmap_resync_period;
+    cm_options.tolerate_lookup_failure = options.authentication_tolerate_lookup_failure;
+    cm_options.log = [](std::string_view message) { AA_LOG(I) << message; };
+    configmap = std::make_unique<ConfigMapSource>(
+        *control_client, cm_options, [&authentication, state](const ConfigMapData& data) {
+          if (absl::Status s = authentication.onConfigMap(data); !s.ok()) {
+            AA_LOG(E) << "keeping the previous authentication configuration: " << s;
+            return;
+          }
+          state->health().setAuthenticationConfigLoaded(true);
+          AA_LOG(I) << "loaded kube-system/extension-apiserver-authentication";
+        });
+    std::promise<absl::Status> started;
+    control.post([&] { configmap->start([&started](absl::Status s) { started.set_value(s); }); });
+    control.start();
+    absl::Status s = started.get_future().get();
+    if (!s.ok()) {
+      control.stop();
+      control.join();
+      return fail(absl::StrCat("unable to load configmap based request-header-client-ca-file: ",
+                               s.message()));
+    }
+    state->health().setAuthenticationConfigLoaded(true);
   }
 
   // Signals are taken synchronously by this thread; workers never see them.
@@ -125,6 +225,9 @@ int run(int argc, char** argv) {
   absl::StatusOr<std::unique_ptr<ProxyServer>> server = ProxyServer::create(std::move(shared));
   if (!server.ok()) {
     return fail(server.status().message());
+  }
+  for (Dispatcher* loop : (*server)->loops()) {
+    admission->attachLoop(*loop);
   }
   (*server)->start();
   AA_LOG(I) << "serving on https://" << options.bind_address << ":" << (*server)->port()
@@ -142,6 +245,9 @@ int run(int argc, char** argv) {
     bool force = received == SIGHUP;
     if (force || absl::Now() >= next_tls_check) {
       next_tls_check = absl::Now() + options.tls_reload_interval;
+      if (absl::Status s = authentication.refreshFiles(); !s.ok()) {
+        AA_LOG(E) << "reloading CA files failed, keeping the current ones: " << s;
+      }
       uint64_t before = tls_reloader.reloads();
       if (absl::Status s = tls_reloader.reloadIfChanged(force); !s.ok()) {
         AA_LOG(E) << "reloading TLS files failed, keeping the current certificates: " << s;
@@ -159,6 +265,11 @@ int run(int argc, char** argv) {
   (*server)->drain(options.shutdown_grace_period);
   (*server)->stop();
   (*server)->wait();
+  if (configmap) {
+    control.post([&] { configmap.reset(); control_client.reset(); });
+    control.stop();
+    control.join();
+  }
   AA_LOG(I) << "shut down cleanly";
   return 0;
 }

@@ -98,7 +98,18 @@ absl::StatusOr<std::unique_ptr<ProxyServer>> ProxyServer::create(
 ProxyServer::~ProxyServer() {
   stop();
   wait();
+  // Admission owns per-loop kube-apiserver clients whose events live on the workers' bases:
+  // it goes first, while the bases still exist.
+  shared_.reset();
   workers_.clear();
+}
+
+std::vector<Dispatcher*> ProxyServer::loops() {
+  std::vector<Dispatcher*> out;
+  for (auto& worker : workers_) {
+    out.push_back(&worker->loop());
+  }
+  return out;
 }
 
 void ProxyServer::start() {

@@ -17,6 +17,8 @@ class ProxyServer {
 
   uint16_t port() const { return port_; }
   SharedProxyState& shared() { return *shared_; }
+  // The workers' loops, for per-loop state (kube-apiserver clients) set up before start().
+  std::vector<Dispatcher*> loops();
 
   void start();
   // Stops accepting and lets in-flight requests finish, for at most `grace`.

@@ -1,0 +1,508 @@
+// The request's journey through authentication and authorization. Synchronous stages run inline
+// on the worker loop; TokenReview and SubjectAccessReview go through per-loop kube-apiserver
+// clients and shared coalescing caches, and continue on the same loop.
+#include "proxy/delegated_admission.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "authn/authentication_chain.h"
+#include "authn/extension_apiserver_authentication.h"
+#include "authn/identity_headers.h"
+#include "authn/request_header_authenticator.h"
+#include "authn/token_review.h"
+#include "authn/x509_authenticator.h"
+#include "authz/authorizer.h"
+#include "authz/forbidden.h"
+#include "authz/request_info.h"
+#include "authz/static_policy.h"
+#include "authz/subject_access_review.h"
+#include "cache/coalescing_cache.h"
+#include "common/logging.h"
+#include "common/metrics.h"
+#include "k8s/status.h"
+#include "kube/apiserver_client.h"
+
+namespace aaproxy {
+
+// What authenticates requests right now; replaced whole when the ConfigMap changes.
+class AuthenticationSnapshot {
+ public:
+  AuthenticationSnapshot(AuthenticationChainConfig config, IdentityHeaderNames names)
+      : chain(std::move(config)), header_names(std::move(names)) {}
+  const AuthenticationChain chain;
+  const IdentityHeaderNames header_names;
+};
+
+namespace {
+
+struct AdmissionMetrics {
+  Counter& authn_success;
+  Counter& authn_failure;
+  Counter& authn_anonymous;
+  Counter& token_cache_hit;
+  Counter& token_cache_miss;
+  Counter& token_cache_coalesced;
+  Counter& sar_cache_hit;
+  Counter& sar_cache_miss;
+  Counter& sar_cache_coalesced;
+  Counter& token_review_errors;
+  Counter& sar_errors;
+  Histogram& token_review_latency;
+  Histogram& sar_latency;
+
+  static AdmissionMetrics& get() {
+    static AdmissionMetrics* m = [] {
+      MetricsRegistry& r = MetricsRegistry::global();
+      const char* attempts = "Counter of authenticated attempts.";
+      const char* token_cache = "TokenReview cache lookups by outcome.";
+      const char* sar_cache = "SubjectAccessReview cache lookups by outcome.";
+      std::vector<double> buckets = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+      return new AdmissionMetrics{
+          r.counter("authentication_attempts", attempts, "result=\"success\""),
+          r.counter("authentication_attempts", attempts, "result=\"failure\""),
+          r.counter("authentication_attempts", attempts, "result=\"anonymous\""),
+          r.counter("aaproxy_token_review_cache_total", token_cache, "result=\"hit\""),
+          r.counter("aaproxy_token_review_cache_total", token_cache, "result=\"miss\""),
+          r.counter("aaproxy_token_review_cache_total", token_cache, "result=\"coalesced\""),
+          r.counter("aaproxy_subject_access_review_cache_total", sar_cache, "result=\"hit\""),
+          r.counter("aaproxy_subject_access_review_cache_total", sar_cache, "result=\"miss\""),
+          r.counter("aaproxy_subject_access_review_cache_total", sar_cache, "result=\"coalesced\""),
+          r.counter("aaproxy_kube_request_errors_total", "Failed calls to kube-apiserver.",
+                    "resource=\"tokenreviews\""),
+          r.counter("aaproxy_kube_request_errors_total", "Failed calls to kube-apiserver.",
+                    "resource=\"subjectaccessreviews\""),
+          r.histogram("apiserver_delegated_authn_request_duration_seconds",
+                      "Request latency in seconds of TokenReviews.", "", buckets),
+          r.histogram("apiserver_delegated_authz_request_duration_seconds",
+                      "Request latency in seconds of SubjectAccessReviews.", "", buckets),
+      };
+    }();
+    return *m;
+  }
+};
+
+std::chrono::nanoseconds toChrono(absl::Duration d) { return absl::ToChronoNanoseconds(d); }
+
+AdmissionVerdict fromHttpError(const HttpErrorResponse& error) {
+  AdmissionVerdict v = AdmissionVerdict::respond(error.code, error.body);
+  for (const auto& [name, value] : error.headers) {
+    if (name == "Content-Type") {
+      v.content_type = value;
+    } else {
+      v.headers.add(name, value);
+    }
+  }
+  return v;
+}
+
+std::string upperVerb(const RequestInfo& info) { return absl::AsciiStrToUpper(info.verb); }
+
+// What the asynchronous continuations need after the request head is gone.
+struct PendingRequest {
+  std::string target;
+  RequestInfo info;
+  JsonStyle style = JsonStyle::kCompact;
+  std::function<void(AdmissionVerdict)> done;
+};
+
+}  // namespace
+
+class DelegatedAdmission::Impl {
+ public:
+  struct LoopState {
+    std::shared_ptr<const AuthenticationSnapshot> authn;
+    std::unique_ptr<ApiServerClient> authn_client;
+    std::unique_ptr<ApiServerClient> authz_client;
+  };
+
+  Impl(DelegatedAdmissionOptions options, std::shared_ptr<const KubeTransport> authn_transport,
+       std::shared_ptr<const KubeTransport> authz_transport, std::unique_ptr<Authorizer> authorizer)
+      : options_(std::move(options)),
+        authn_transport_(std::move(authn_transport)),
+        authz_transport_(std::move(authz_transport)),
+        authorizer_(std::move(authorizer)),
+        token_cache_(CoalescingCacheOptions{.capacity = options_.cache_size}),
+        sar_cache_(CoalescingCacheOptions{.capacity = options_.cache_size}) {}
+
+  absl::Status update(const ExtensionApiserverAuthentication& config);
+  void attach(Dispatcher& loop);
+  void detach(Dispatcher& loop);
+  void admit(RequestHead& head, const ConnectionInfo& connection, Dispatcher& loop,
+             std::function<void(AdmissionVerdict)> done);
+
+ private:
+  void reviewToken(LoopState& state, Dispatcher& loop, std::shared_ptr<const AuthenticationSnapshot> snap,
+                   ChainDecision pending, std::shared_ptr<PendingRequest> request);
+  void onAuthenticated(LoopState& state, Dispatcher& loop, const ChainDecision& decision,
+                       std::shared_ptr<PendingRequest> request);
+  void authorize(LoopState& state, Dispatcher& loop, UserInfo user,
+                 std::shared_ptr<PendingRequest> request);
+  void finishAuthorization(const UserInfo& user, const AuthorizationVerdict& verdict,
+                           PendingRequest& request);
+
+  const DelegatedAdmissionOptions options_;
+  const std::shared_ptr<const KubeTransport> authn_transport_;
+  const std::shared_ptr<const KubeTransport> authz_transport_;
+  const std::unique_ptr<Authorizer> authorizer_;
+  const TokenReviewCacheKeyer token_keyer_;
+  CoalescingCache<TokenReviewResult> token_cache_;
+  CoalescingCache<SubjectAccessReviewStatus> sar_cache_;
+
+  // Filled before the loops start; read-only afterwards, so lookups need no lock.
+  absl::flat_hash_map<Dispatcher*, std::unique_ptr<LoopState>> loops_;
+  absl::Mutex mutex_;
+  std::shared_ptr<const AuthenticationSnapshot> current_ ABSL_GUARDED_BY(mutex_);
+};
+
+absl::Status DelegatedAdmission::Impl::update(const ExtensionApiserverAuthentication& config) {
+  AuthenticationChainConfig chain;
+  chain.anonymousEnabled = options_.anonymous_auth;
+  chain.tokenReviewEnabled = authn_transport_ != nullptr;
+  IdentityHeaderNames names;
+  if (config.requestHeaderCaPem.has_value()) {
+    absl::StatusOr<std::shared_ptr<const CertificatePool>> pool =
+        CertificatePool::fromPem(*config.requestHeaderCaPem);
+    if (!pool.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("requestheader-client-ca-file: ", pool.status().message()));
+    }
+    RequestHeaderConfig rh;
+    rh.clientCa = *std::move(pool);
+    rh.allowedNames = config.requestHeaderAllowedNames.value_or(std::vector<std::string>{});
+    rh.usernameHeaders = config.requestHeaderUsernameHeaders.value_or(std::vector<std::string>{});
+    rh.uidHeaders = config.requestHeaderUidHeaders.value_or(std::vector<std::string>{});
+    rh.groupHeaders = config.requestHeaderGroupHeaders.value_or(std::vector<std::string>{});
+    rh.extraHeaderPrefixes =
+        config.requestHeaderExtraHeaderPrefixes.value_or(std::vector<std::string>{});
+    names = {rh.usernameHeaders, rh.uidHeaders, rh.groupHeaders, rh.extraHeaderPrefixes};
+    absl::StatusOr<std::unique_ptr<RequestHeaderAuthenticator>> authenticator =
+        RequestHeaderAuthenticator::create(std::move(rh));
+    if (!authenticator.ok()) {
+      return authenticator.status();
+    }
+    chain.authenticators.push_back(std::shared_ptr<const Authenticator>(*std::move(authenticator)));
+  }
+  if (config.clientCaPem.has_value()) {
+    absl::StatusOr<std::shared_ptr<const CertificatePool>> pool =
+        CertificatePool::fromPem(*config.clientCaPem);
+    if (!pool.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("client-ca-file: ", pool.status().message()));
+    }
+    chain.authenticators.push_back(std::make_shared<X509Authenticator>(*std::move(pool)));
+  }
+  auto snapshot = std::make_shared<const AuthenticationSnapshot>(std::move(chain), std::move(names));
+  {
+    absl::MutexLock lock(&mutex_);
+    current_ = snapshot;
+  }
+  for (auto& [loop, state] : loops_) {
+    LoopState* s = state.get();
+    loop->post([s, snapshot] { s->authn = snapshot; });
+  }
+  return absl::OkStatus();
+}
+
+void DelegatedAdmission::Impl::attach(Dispatcher& loop) {
+  auto state = std::make_unique<LoopState>();
+  {
+    absl::MutexLock lock(&mutex_);
+    state->authn = current_;
+  }
+  if (authn_transport_) {
+    state->authn_client = std::make_unique<ApiServerClient>(loop.base(), authn_transport_);
+  }
+  if (authz_transport_) {
+    state->authz_client = std::make_unique<ApiServerClient>(loop.base(), authz_transport_);
+  }
+  loops_[&loop] = std::move(state);
+}
+
+void DelegatedAdmission::Impl::detach(Dispatcher& loop) {
+  auto it = loops_.find(&loop);
+  if (it != loops_.end()) {
+    it->second->authn_client.reset();
+    it->second->authz_client.reset();
+  }
+}
+
+void DelegatedAdmission::Impl::admit(RequestHead& head, const ConnectionInfo& connection,
+                                     Dispatcher& loop, std::function<void(AdmissionVerdict)> done) {
+  auto it = loops_.find(&loop);
+  if (it == loops_.end() || !it->second->authn) {
+    done(AdmissionVerdict::respond(500, failureStatusJson(500, "InternalError",
+                                                          "authentication is not configured")));
+    return;
+  }
+  LoopState& state = *it->second;
+  std::shared_ptr<const AuthenticationSnapshot> snap = state.authn;
+
+  auto request = std::make_shared<PendingRequest>();
+  request->target = head.target;
+  request->done = std::move(done);
+  std::string_view target = head.target;
+  size_t q = target.find('?');
+  std::string_view raw_query = q == std::string_view::npos ? "" : target.substr(q + 1);
+  std::optional<std::string_view> user_agent = head.headers.get("User-Agent");
+  request->style = prettyPrintRequested(raw_query, user_agent.value_or(""))
+                       ? JsonStyle::kPretty
+                       : JsonStyle::kCompact;
+
+  // Upstream resolves RequestInfo in an outer filter, before authentication.
+  absl::StatusOr<RequestInfo> info = resolveRequestInfo(head.method, head.target);
+  if (!info.ok()) {
+    if (info.status().code() == absl::StatusCode::kInvalidArgument) {
+      // Go's net/http rejects an unparsable request URI before any handler runs.
+      AdmissionVerdict v = AdmissionVerdict::respond(400, "400 Bad Request");
+      v.content_type = "text/plain; charset=utf-8";
+      request->done(std::move(v));
+    } else {
+      request->done(fromHttpError(internalErrorResponse(
+          head.target, absl::StrCat("failed to create RequestInfo: ", info.status().message()))));
+    }
+    return;
+  }
+  request->info = *std::move(info);
+
+  AuthenticationRequest authn_request{head.headers, {connection.peer_leaf, connection.peer_chain}};
+  ChainDecision decision = snap->chain.authenticate(authn_request);
+  // Credentials and identity headers never travel further, whatever the outcome.
+  stripIdentityHeaders(head.headers, snap->header_names);
+
+  if (decision.kind == ChainDecision::Kind::kNeedsTokenReview) {
+    reviewToken(state, loop, std::move(snap), std::move(decision), std::move(request));
+    return;
+  }
+  onAuthenticated(state, loop, decision, std::move(request));
+}
+
+void DelegatedAdmission::Impl::reviewToken(LoopState& state, Dispatcher& loop,
+                                           std::shared_ptr<const AuthenticationSnapshot> snap,
+                                           ChainDecision pending,
+                                           std::shared_ptr<PendingRequest> request) {
+  AdmissionMetrics& metrics = AdmissionMetrics::get();
+  std::string key = token_keyer_.key(pending.token, options_.token_audiences);
+  auto finish = [this, &state, &loop, snap, pending, request](const TokenReviewResult& result) {
+    onAuthenticated(state, loop, snap->chain.finishWithTokenReview(pending, result), request);
+  };
+  auto lookup = token_cache_.lookup(
+      key, [&loop](std::function<void()> fn) { loop.post(std::move(fn)); },
+      [finish](const absl::StatusOr<TokenReviewResult>& result) {
+        finish(result.ok() ? *result : TokenReviewResult::failed(std::string(result.status().message())));
+      });
+  if (lookup.outcome == CoalescingCache<TokenReviewResult>::Outcome::kHit) {
+    metrics.token_cache_hit.inc();
+    finish(*lookup.value);
+    return;
+  }
+  if (lookup.outcome == CoalescingCache<TokenReviewResult>::Outcome::kJoined) {
+    metrics.token_cache_coalesced.inc();
+    return;
+  }
+  metrics.token_cache_miss.inc();
+  HeaderMap headers;
+  headers.add("Content-Type", "application/json");
+  headers.add("Accept", "application/json");
+  absl::Time start = absl::Now();
+  std::vector<std::string> audiences = options_.token_audiences;
+  state.authn_client->request(
+      "POST", kTokenReviewPath, tokenReviewRequestBody(pending.token, audiences), std::move(headers),
+      [this, key, audiences, start, finish](absl::StatusOr<ApiResponse> response) {
+        AdmissionMetrics& metrics = AdmissionMetrics::get();
+        metrics.token_review_latency.observe(absl::ToDoubleSeconds(absl::Now() - start));
+        TokenReviewResult result;
+        if (!response.ok()) {
+          result = TokenReviewResult::failed(std::string(response.status().message()));
+        } else if (response->status != 200 && response->status != 201) {
+          result = TokenReviewResult::failed(
+              absl::StrCat("TokenReview: unexpected HTTP ", response->status));
+        } else if (absl::StatusOr<TokenReviewStatus> status =
+                       parseTokenReviewResponse(response->body);
+                   !status.ok()) {
+          result = TokenReviewResult::failed(std::string(status.status().message()));
+        } else {
+          result = interpretTokenReview(*status, audiences);
+        }
+        if (!result.cacheable()) {
+          metrics.token_review_errors.inc();
+          AA_LOG(E) << "TokenReview failed: " << result.error;
+        }
+        token_cache_.complete(key, result,
+                              result.cacheable() ? toChrono(options_.token_cache_ttl)
+                                                 : std::chrono::nanoseconds::zero());
+        finish(result);
+      });
+}
+
+void DelegatedAdmission::Impl::onAuthenticated(LoopState& state, Dispatcher& loop,
+                                               const ChainDecision& decision,
+                                               std::shared_ptr<PendingRequest> request) {
+  AdmissionMetrics& metrics = AdmissionMetrics::get();
+  switch (decision.kind) {
+    case ChainDecision::Kind::kAuthenticated:
+      metrics.authn_success.inc();
+      authorize(state, loop, decision.user, std::move(request));
+      return;
+    case ChainDecision::Kind::kAnonymous:
+      metrics.authn_anonymous.inc();
+      authorize(state, loop, decision.user, std::move(request));
+      return;
+    case ChainDecision::Kind::kNeedsTokenReview:
+    case ChainDecision::Kind::kUnauthorized:
+      break;
+  }
+  metrics.authn_failure.inc();
+  if (!decision.errors.empty()) {
+    AA_VLOG(2) << "Unable to authenticate the request: " << decision.errorMessage();
+  }
+  AdmissionVerdict v = AdmissionVerdict::respond(401, unauthorizedStatusJson(request->style));
+  v.verb = upperVerb(request->info);
+  request->done(std::move(v));
+}
+
+void DelegatedAdmission::Impl::authorize(LoopState& state, Dispatcher& loop, UserInfo user,
+                                         std::shared_ptr<PendingRequest> request) {
+  AuthorizationVerdict verdict = authorizer_->authorize(user, request->info);
+  if (verdict.kind != AuthorizationVerdict::Kind::kNeedsSubjectAccessReview) {
+    finishAuthorization(user, verdict, *request);
+    return;
+  }
+  if (!state.authz_client) {
+    finishAuthorization(user,
+                        {AuthorizationVerdict::Kind::kForbidden, "no authorizer allowed the request", ""},
+                        *request);
+    return;
+  }
+  AdmissionMetrics& metrics = AdmissionMetrics::get();
+  const bool cacheable = shouldCacheSubjectAccessReview(request->info);
+  std::string key = subjectAccessReviewSpecJson(user, request->info);
+  auto finish = [this, user, request](const absl::StatusOr<SubjectAccessReviewStatus>& status) {
+    finishAuthorization(user, authorizer_->finishWithSubjectAccessReview(status), *request);
+  };
+  if (cacheable) {
+    auto lookup = sar_cache_.lookup(
+        key, [&loop](std::function<void()> fn) { loop.post(std::move(fn)); }, finish);
+    if (lookup.outcome == CoalescingCache<SubjectAccessReviewStatus>::Outcome::kHit) {
+      metrics.sar_cache_hit.inc();
+      finish(*lookup.value);
+      return;
+    }
+    if (lookup.outcome == CoalescingCache<SubjectAccessReviewStatus>::Outcome::kJoined) {
+      metrics.sar_cache_coalesced.inc();
+      return;
+    }
+    metrics.sar_cache_miss.inc();
+  }
+  HeaderMap headers;
+  headers.add("Content-Type", "application/json");
+  headers.add("Accept", "application/json");
+  absl::Time start = absl::Now();
+  state.authz_client->request(
+      "POST", kSubjectAccessReviewPath, subjectAccessReviewRequestBody(user, request->info),
+      std::move(headers),
+      [this, key, cacheable, start, finish, request](absl::StatusOr<ApiResponse> response) {
+        AdmissionMetrics& metrics = AdmissionMetrics::get();
+        metrics.sar_latency.observe(absl::ToDoubleSeconds(absl::Now() - start));
+        absl::StatusOr<SubjectAccessReviewStatus> status;
+        if (!response.ok()) {
+          status = response.status();
+        } else if (response->status != 200 && response->status != 201) {
+          status = absl::UnavailableError(
+              absl::StrCat("SubjectAccessReview: unexpected HTTP ", response->status));
+        } else {
+          status = parseSubjectAccessReviewResponse(response->body);
+        }
+        std::chrono::nanoseconds ttl = std::chrono::nanoseconds::zero();
+        if (!status.ok()) {
+          metrics.sar_errors.inc();
+          AA_LOG(E) << "SubjectAccessReview failed: " << status.status();
+        } else if (cacheable) {
+          ttl = authorizer_->subjectAccessReviewCacheTtl(request->info, *status);
+        }
+        if (cacheable) {
+          sar_cache_.complete(key, status, ttl);
+        }
+        finish(status);
+      });
+}
+
+void DelegatedAdmission::Impl::finishAuthorization(const UserInfo& user,
+                                                   const AuthorizationVerdict& verdict,
+                                                   PendingRequest& request) {
+  AdmissionVerdict v;
+  switch (verdict.kind) {
+    case AuthorizationVerdict::Kind::kAllow:
+      v = AdmissionVerdict::forward(user);
+      break;
+    case AuthorizationVerdict::Kind::kForbidden:
+      AA_VLOG(2) << "Forbidden: \"" << request.target << "\", Reason: \"" << verdict.reason << "\"";
+      v = fromHttpError(forbiddenResponse(user, request.info, verdict.reason, request.style));
+      break;
+    case AuthorizationVerdict::Kind::kInternalError:
+    case AuthorizationVerdict::Kind::kNeedsSubjectAccessReview:
+      v = fromHttpError(internalErrorResponse(request.target, verdict.error));
+      break;
+  }
+  v.verb = upperVerb(request.info);
+  v.user = user;  // for the access log
+  request.done(std::move(v));
+}
+
+absl::StatusOr<std::unique_ptr<DelegatedAdmission>> DelegatedAdmission::create(
+    DelegatedAdmissionOptions options, std::shared_ptr<const KubeTransport> authn_transport,
+    std::shared_ptr<const KubeTransport> authz_transport) {
+  AuthorizerOptions authz;
+  bool has_static = std::find(options.authorization_modes.begin(), options.authorization_modes.end(),
+                              "static") != options.authorization_modes.end();
+  bool has_webhook = std::find(options.authorization_modes.begin(),
+                               options.authorization_modes.end(),
+                               "webhook") != options.authorization_modes.end();
+  authz.mode = has_static && has_webhook ? AuthorizationMode::kStaticThenWebhook
+               : has_static              ? AuthorizationMode::kStatic
+                                         : AuthorizationMode::kWebhook;
+  if (has_webhook && !authz_transport) {
+    return absl::InvalidArgumentError(
+        "--authorization-mode: webhook needs a kube-apiserver (--authorization-kubeconfig, "
+        "--kubeconfig or in-cluster); use --authorization-mode static without a cluster");
+  }
+  if (has_static) {
+    absl::StatusOr<StaticPolicy> policy = StaticPolicy::loadFile(options.authorization_policy_file);
+    if (!policy.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--authorization-policy-file: ", policy.status().message()));
+    }
+    authz.policy = std::make_shared<const StaticPolicy>(*std::move(policy));
+  }
+  authz.privilegedGroups = options.always_allow_groups;
+  authz.alwaysAllowPaths = options.always_allow_paths;
+  authz.authorizedTtl = toChrono(options.authorized_ttl);
+  authz.unauthorizedTtl = toChrono(options.unauthorized_ttl);
+  absl::StatusOr<std::unique_ptr<Authorizer>> authorizer = Authorizer::create(std::move(authz));
+  if (!authorizer.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--authorization-always-allow-paths: ", authorizer.status().message()));
+  }
+  auto impl = std::make_unique<Impl>(std::move(options), std::move(authn_transport),
+                                     std::move(authz_transport), *std::move(authorizer));
+  return std::unique_ptr<DelegatedAdmission>(new DelegatedAdmission(std::move(impl)));
+}
+
+DelegatedAdmission::DelegatedAdmission(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+DelegatedAdmission::~DelegatedAdmission() = default;
+
+void DelegatedAdmission::attachLoop(Dispatcher& loop) { impl_->attach(loop); }
+void DelegatedAdmission::detachLoop(Dispatcher& loop) { impl_->detach(loop); }
+
+absl::Status DelegatedAdmission::updateAuthentication(const ExtensionApiserverAuthentication& config) {
+  return impl_->update(config);
+}
+
+void DelegatedAdmission::admit(RequestHead& head, const ConnectionInfo& connection, Dispatcher& loop,
+                               std::function<void(AdmissionVerdict)> done) {
+  impl_->admit(head, connection, loop, std::move(done));
+}
+
+}  // namespace aaproxy

@@ -1,0 +1,63 @@
+// Delegated authentication and authorization, as k8s.io/apiserver's filter chain runs them:
+// authenticate (request header, x509, TokenReview), strip credentials, resolve RequestInfo,
+// authorize (privileged groups, always-allow paths, static policy, SubjectAccessReview).
+// Kept free of authn/authz/kube headers so the proxy's translation units stay small.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "proxy/admission.h"
+
+namespace aaproxy {
+
+class AuthenticationSnapshot;
+class ApiServerClient;
+struct ExtensionApiserverAuthentication;
+class KubeTransport;
+
+struct DelegatedAdmissionOptions {
+  bool anonymous_auth = true;
+  std::vector<std::string> token_audiences;
+  absl::Duration token_cache_ttl = absl::Seconds(10);
+  std::vector<std::string> authorization_modes = {"webhook"};
+  std::string authorization_policy_file;
+  std::vector<std::string> always_allow_groups = {"system:masters"};
+  std::vector<std::string> always_allow_paths = {"/healthz", "/readyz", "/livez"};
+  absl::Duration authorized_ttl = absl::Seconds(10);
+  absl::Duration unauthorized_ttl = absl::Seconds(10);
+  size_t cache_size = 8192;
+};
+
+class DelegatedAdmission : public RequestAdmission {
+ public:
+  // `authn_transport` / `authz_transport` may be null (no cluster): then bearer tokens are not
+  // reviewed and the webhook authorizer must not be configured.
+  static absl::StatusOr<std::unique_ptr<DelegatedAdmission>> create(
+      DelegatedAdmissionOptions options, std::shared_ptr<const KubeTransport> authn_transport,
+      std::shared_ptr<const KubeTransport> authz_transport);
+  ~DelegatedAdmission() override;
+
+  // Registers a worker loop before it starts; each loop gets its own kube-apiserver clients.
+  void attachLoop(Dispatcher& loop);
+  // Releases the loop's clients; call on the loop's thread before the loop goes away.
+  void detachLoop(Dispatcher& loop);
+
+  // Installs new client-certificate / request-header authentication configuration (live reload).
+  // Safe from any thread; connections see it from their next request.
+  absl::Status updateAuthentication(const ExtensionApiserverAuthentication& config);
+
+  void admit(RequestHead& head, const ConnectionInfo& connection, Dispatcher& loop,
+             std::function<void(AdmissionVerdict)> done) override;
+
+ private:
+  class Impl;
+  explicit DelegatedAdmission(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace aaproxy
