@@ -194,4 +194,111 @@ absl::StatusOr<RequestInfo> resolveRequestInfo(std::string_view method,
   return info;
 }
 
+namespace {
+
+// time.quote: non-ASCII and control bytes as \xNN, '"' and '\\' backslash-escaped.
+std::string timeQuote(std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    if (c >= 0x80 || c < ' ') {
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    } else {
+      if (c == '"' || c == '\\') out += '\\';
+      out += static_cast<char>(c);
+    }
+  }
+  out += '"';
+  return out;
+}
+
+}  // namespace
+
+std::string goParseDurationError(std::string_view orig) {
+  const std::string invalid = "time: invalid duration " + timeQuote(orig);
+  std::string_view s = orig;
+  if (!s.empty() && (s[0] == '-' || s[0] == '+')) s.remove_prefix(1);
+  if (s == "0") return "";
+  if (s.empty()) return invalid;
+  constexpr unsigned __int128 kLimit = static_cast<unsigned __int128>(1) << 63;
+  unsigned __int128 d = 0;
+  while (!s.empty()) {
+    if (!(s[0] == '.' || (s[0] >= '0' && s[0] <= '9'))) return invalid;
+    unsigned __int128 v = 0;
+    size_t i = 0;
+    for (; i < s.size() && s[i] >= '0' && s[i] <= '9'; ++i) {
+      if (v > kLimit / 10) return invalid;  // leadingInt overflow
+      v = v * 10 + static_cast<unsigned>(s[i] - '0');
+      if (v > kLimit) return invalid;
+    }
+    bool pre = i > 0;
+    s.remove_prefix(i);
+    bool post = false;
+    uint64_t f = 0;  // leadingFraction: digits after '.', accumulation stops on overflow
+    double scale = 1;
+    bool overflow = false;
+    if (!s.empty() && s[0] == '.') {
+      s.remove_prefix(1);
+      size_t k = 0;
+      for (; k < s.size() && s[k] >= '0' && s[k] <= '9'; ++k) {
+        if (overflow) continue;
+        if (f > ((static_cast<uint64_t>(1) << 63) - 1) / 10) {
+          overflow = true;
+          continue;
+        }
+        uint64_t y = f * 10 + static_cast<uint64_t>(s[k] - '0');
+        if (y > (static_cast<uint64_t>(1) << 63)) {
+          overflow = true;
+          continue;
+        }
+        f = y;
+        scale *= 10;
+      }
+      post = k > 0;
+      s.remove_prefix(k);
+    }
+    if (!pre && !post) return invalid;
+    size_t u = 0;
+    while (u < s.size() && !(s[u] == '.' || (s[u] >= '0' && s[u] <= '9'))) ++u;
+    if (u == 0) return "time: missing unit in duration " + timeQuote(orig);
+    std::string_view unit = s.substr(0, u);
+    s.remove_prefix(u);
+    uint64_t mult = 0;
+    if (unit == "ns") mult = 1;
+    else if (unit == "us" || unit == "\xc2\xb5s" || unit == "\xce\xbcs") mult = 1000;
+    else if (unit == "ms") mult = 1000000;
+    else if (unit == "s") mult = 1000000000ULL;
+    else if (unit == "m") mult = 60ULL * 1000000000ULL;
+    else if (unit == "h") mult = 3600ULL * 1000000000ULL;
+    else return "time: unknown unit " + timeQuote(unit) + " in duration " + timeQuote(orig);
+    if (v > kLimit / mult) return invalid;
+    v *= mult;
+    if (f > 0) {
+      v += static_cast<uint64_t>(static_cast<double>(f) * (static_cast<double>(mult) / scale));
+      if (v > kLimit) return invalid;
+    }
+    d += v;
+    if (d > kLimit) return invalid;
+  }
+  bool neg = !orig.empty() && orig[0] == '-';
+  if (!neg && d > kLimit - 1) return invalid;
+  return "";
+}
+
+absl::Status checkRequestTimeoutParameter(const RequestInfo& info,
+                                          std::string_view request_target) {
+  if (info.verb == "watch") return absl::OkStatus();
+  if (!info.isResourceRequest && info.path.rfind("/debug/pprof/", 0) == 0) return absl::OkStatus();
+  auto uri = parseGoRequestUri(request_target);
+  if (!uri.ok()) return absl::OkStatus();
+  GoQuery query = GoQuery::parse(uri->rawQuery);
+  std::string_view value = query.first("timeout");
+  if (value.empty()) return absl::OkStatus();
+  std::string err = goParseDurationError(value);
+  if (err.empty()) return absl::OkStatus();
+  return absl::InvalidArgumentError("invalid timeout specified in the request URL - " + err);
+}
+
 }  // namespace aaproxy

@@ -55,4 +55,17 @@ struct RequestInfo {
 absl::StatusOr<RequestInfo> resolveRequestInfo(std::string_view method,
                                                std::string_view request_target);
 
+// k8s.io/apiserver's WithRequestDeadline check of the `timeout` query parameter. Upstream runs
+// it after RequestInfo and *before* authentication: a non-long-running request (long-running =
+// verb "watch", or a non-resource path under /debug/pprof/, the generic apiserver default) whose
+// first `timeout` value is non-empty and not a Go time.ParseDuration string is answered 400:
+//   failureStatusJson(400, "BadRequest", status.message(), std::nullopt, style)
+// with message "invalid timeout specified in the request URL - time: invalid duration \"x\"".
+// Returns InvalidArgument carrying that message, OK otherwise.
+absl::Status checkRequestTimeoutParameter(const RequestInfo& info,
+                                          std::string_view request_target);
+
+// time.ParseDuration's error text for `s`, or "" when it parses.
+std::string goParseDurationError(std::string_view s);
+
 }  // namespace aaproxy

@@ -335,5 +335,41 @@ TEST(RequestInfo, OnlyUnsupportedOperatorsGivesNoRequirements) {
   EXPECT_THAT(info->labelSelectorRequirements, IsEmpty());
 }
 
+TEST(GoParseDuration, ErrorsMatchTimePackage) {
+  for (const char* ok : {"0", "-0", "+0", "1s", "1.5h", "-3m", ".5s", "5.s", "1h2m3s4ms5us6ns",
+                         "1\xc2\xb5s", "1\xce\xbcs", "2562047h", "-9223372036854775808ns"}) {
+    EXPECT_EQ(goParseDurationError(ok), "") << ok;
+  }
+  EXPECT_EQ(goParseDurationError(""), R"(time: invalid duration "")");
+  EXPECT_EQ(goParseDurationError("abc"), R"(time: invalid duration "abc")");
+  EXPECT_EQ(goParseDurationError("1"), R"(time: missing unit in duration "1")");
+  EXPECT_EQ(goParseDurationError("1x"), R"(time: unknown unit "x" in duration "1x")");
+  EXPECT_EQ(goParseDurationError(".s"), R"(time: invalid duration ".s")");
+  EXPECT_EQ(goParseDurationError("-"), R"(time: invalid duration "-")");
+  EXPECT_EQ(goParseDurationError("9223372036854775808ns"), R"(time: invalid duration "9223372036854775808ns")");
+  EXPECT_EQ(goParseDurationError("2562048h"), R"(time: invalid duration "2562048h")");
+  EXPECT_EQ(goParseDurationError("1\"s"), R"(time: unknown unit "\"s" in duration "1\"s")");
+  EXPECT_EQ(goParseDurationError("1\xff"), R"(time: unknown unit "\xff" in duration "1\xff")");
+}
+
+TEST(RequestInfo, TimeoutParameterCheck) {
+  auto check = [](std::string_view method, std::string_view url) {
+    auto info = resolveRequestInfo(method, url);
+    EXPECT_TRUE(info.ok());
+    return checkRequestTimeoutParameter(*info, url);
+  };
+  EXPECT_TRUE(check("GET", "/api/v1/pods?timeout=30s").ok());
+  EXPECT_TRUE(check("GET", "/api/v1/pods?timeout=").ok());
+  EXPECT_TRUE(check("GET", "/api/v1/pods?timeout=-5s").ok());
+  EXPECT_EQ(check("GET", "/apis/sample-api-server/v1alpha1/namespaces/default/samples?timeout=30").message(),
+            "invalid timeout specified in the request URL - time: missing unit in duration \"30\"");
+  EXPECT_EQ(check("GET", "/healthz?timeout=x&timeout=1s").message(),
+            "invalid timeout specified in the request URL - time: invalid duration \"x\"");
+  // Long-running requests skip the check.
+  EXPECT_TRUE(check("GET", "/api/v1/pods?watch=1&timeout=x").ok());
+  EXPECT_TRUE(check("GET", "/api/v1/watch/pods?timeout=x").ok());
+  EXPECT_TRUE(check("GET", "/debug/pprof/profile?timeout=x").ok());
+}
+
 }  // namespace
 }  // namespace aaproxy
