@@ -114,7 +114,7 @@ TestCertificate makeCertificate(const CertificateSpec& spec, const TestCertifica
       addExtension(cert, issuerCert, NID_ext_key_usage, absl::StrJoin(names, ","));
     }
   }
-  check(X509_sign(cert, signingKey, EVP_sha256()) > 0, "sign");
+  check(X509_sign(cert, signingKey, spec.digest ? spec.digest : EVP_sha256()) > 0, "sign");
   return out;
 }
 

@@ -1,6 +1,7 @@
 // Test-only: generates keys and certificates in memory, so no private key is ever committed.
 #pragma once
 
+#include <openssl/evp.h>
 #include <openssl/obj_mac.h>
 
 #include <optional>
@@ -25,6 +26,7 @@ struct CertificateSpec {
   absl::Time notBefore = absl::Now() - absl::Hours(1);
   absl::Time notAfter = absl::Now() + absl::Hours(24);
   long serial = 1;
+  const EVP_MD* digest = nullptr;  // Signature hash; nullptr = SHA-256.
 };
 
 struct TestCertificate {

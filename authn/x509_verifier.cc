@@ -127,6 +127,26 @@ std::string signatureFailureText(X509* issuer) {
   }
 }
 
+// Go refuses signatures made with these hashes (InsecureAlgorithmError); OpenSSL accepts them
+// when verifying chains outside TLS. Returns Go's algorithm name, or nullptr when acceptable.
+const char* insecureSignatureAlgorithm(X509* cert) {
+  switch (X509_get_signature_nid(cert)) {
+    case NID_md2WithRSAEncryption:
+      return "MD2-RSA";
+    case NID_md5WithRSAEncryption:
+      return "MD5-RSA";
+    case NID_sha1WithRSAEncryption:
+    case NID_sha1WithRSA:
+      return "SHA1-RSA";
+    case NID_dsaWithSHA1:
+      return "DSA-SHA1";
+    case NID_ecdsa_with_SHA1:
+      return "ECDSA-SHA1";
+    default:
+      return nullptr;
+  }
+}
+
 // Go's checkChainForKeyUsage with KeyUsages = [ClientAuth].
 bool chainAllowsClientAuth(STACK_OF(X509) * chain) {
   for (int i = sk_X509_num(chain) - 1; i >= 0; --i) {
@@ -315,7 +335,16 @@ absl::Status verifyClientCertificate(const CertificatePool& roots, const PeerCer
     return absl::UnauthenticatedError(kUnknownAuthority);
   }
 
-  if (!chainAllowsClientAuth(X509_STORE_CTX_get0_chain(ctx.get()))) {
+  STACK_OF(X509)* chain = X509_STORE_CTX_get0_chain(ctx.get());
+  // Go checks the signature of every certificate against its parent, not the anchor's own.
+  for (int i = 0; i + 1 < sk_X509_num(chain); ++i) {
+    if (const char* algorithm = insecureSignatureAlgorithm(sk_X509_value(chain, i))) {
+      return absl::UnauthenticatedError(unknownAuthorityWithHint(
+          absl::StrCat("x509: cannot verify signature: insecure algorithm ", algorithm),
+          sk_X509_value(chain, i + 1)));
+    }
+  }
+  if (!chainAllowsClientAuth(chain)) {
     return absl::UnauthenticatedError("x509: certificate specifies an incompatible key usage");
   }
   return absl::OkStatus();

@@ -25,6 +25,8 @@ namespace aaproxy {
 //   x509: certificate specifies an incompatible key usage
 // Extended key usage follows Go: every certificate of the verified chain (leaf to root) either
 // has no EKU extension, or lists anyExtendedKeyUsage, or lists clientAuth.
+// Signatures with MD2/MD5/SHA-1 anywhere below the anchor are refused as Go does (unknown
+// authority with the hint "x509: cannot verify signature: insecure algorithm SHA1-RSA").
 // Known divergences from Go (OpenSSL builds the chain): OpenSSL requires CA certificates (also
 // a v3 trust anchor) to be CAs per basicConstraints/keyUsage(keyCertSign); Go checks only
 // basicConstraints of intermediates. Go tries every candidate chain, OpenSSL one.

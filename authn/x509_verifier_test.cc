@@ -170,6 +170,23 @@ TEST_F(X509VerifierTest, IntermediateCaInThePoolIsAnAnchor) {
   EXPECT_TRUE(verifyClientCertificate(*pool, {leaf.cert.get(), nullptr}, absl::Now()).ok());
 }
 
+TEST_F(X509VerifierTest, Sha1SignaturesAreRefusedAsInGo) {
+  CertificateSpec spec = clientSpec("sha1 client");
+  spec.digest = EVP_sha1();
+  auto leaf = makeCertificate(spec, &root_);
+  EXPECT_EQ(verify(leaf).message(),
+            std::string(kUnknownAuthority) +
+                " (possibly because of \"x509: cannot verify signature: insecure algorithm "
+                "ECDSA-SHA1\" while trying to verify candidate authority certificate \"ROOT CA\")");
+  // A SHA-1 self-signature of the anchor itself is not checked (Go neither).
+  CertificateSpec rootSpec = caSpec("sha1 root");
+  rootSpec.digest = EVP_sha1();
+  auto sha1Root = makeCertificate(rootSpec);
+  auto good = makeCertificate(clientSpec("c"), &sha1Root);
+  auto pool = *CertificatePool::fromPem(sha1Root.pem());
+  EXPECT_TRUE(verifyClientCertificate(*pool, {good.cert.get(), nullptr}, absl::Now()).ok());
+}
+
 TEST_F(X509VerifierTest, AllowedCommonNames) {
   auto leaf = makeCertificate(clientSpec("client_cn"), &root_);
   EXPECT_TRUE(checkAllowedCommonName(leaf.cert.get(), {}).ok());
