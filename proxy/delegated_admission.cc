@@ -17,6 +17,7 @@
 #include "authn/x509_authenticator.h"
 #include "authz/authorizer.h"
 #include "authz/forbidden.h"
+#include "authz/impersonation.h"
 #include "authz/request_info.h"
 #include "authz/static_policy.h"
 #include "authz/subject_access_review.h"
@@ -105,6 +106,8 @@ std::string upperVerb(const RequestInfo& info) { return absl::AsciiStrToUpper(in
 struct PendingRequest {
   std::string target;
   RequestInfo info;
+  // Impersonate-* headers, read before they were stripped; applied after authentication.
+  absl::StatusOr<ImpersonationPlan> impersonation = ImpersonationPlan{};
   JsonStyle style = JsonStyle::kCompact;
   std::function<void(AdmissionVerdict)> done;
 };
@@ -139,6 +142,12 @@ class DelegatedAdmission::Impl {
                    ChainDecision pending, std::shared_ptr<PendingRequest> request);
   void onAuthenticated(LoopState& state, Dispatcher& loop, const ChainDecision& decision,
                        std::shared_ptr<PendingRequest> request);
+  using VerdictCallback = std::function<void(const AuthorizationVerdict&)>;
+  // Authorizes one set of attributes: the synchronous chain, then a (cached) SAR if needed.
+  void decide(LoopState& state, Dispatcher& loop, const UserInfo& user, const RequestInfo& info,
+              VerdictCallback done);
+  void checkImpersonation(LoopState& state, Dispatcher& loop, UserInfo requestor, size_t index,
+                          std::shared_ptr<PendingRequest> request);
   void authorize(LoopState& state, Dispatcher& loop, UserInfo user,
                  std::shared_ptr<PendingRequest> request);
   void finishAuthorization(const UserInfo& user, const AuthorizationVerdict& verdict,
@@ -269,8 +278,10 @@ void DelegatedAdmission::Impl::admit(RequestHead& head, const ConnectionInfo& co
 
   AuthenticationRequest authn_request{head.headers, {connection.peer_leaf, connection.peer_chain}};
   ChainDecision decision = snap->chain.authenticate(authn_request);
-  // Credentials and identity headers never travel further, whatever the outcome.
+  request->impersonation = planImpersonation(head.headers);
+  // Credentials, identity and impersonation headers never travel further, whatever the outcome.
   stripIdentityHeaders(head.headers, snap->header_names);
+  removeImpersonationHeaders(head.headers);
 
   if (decision.kind == ChainDecision::Kind::kNeedsTokenReview) {
     reviewToken(state, loop, std::move(snap), std::move(decision), std::move(request));
@@ -343,11 +354,21 @@ void DelegatedAdmission::Impl::onAuthenticated(LoopState& state, Dispatcher& loo
   AdmissionMetrics& metrics = AdmissionMetrics::get();
   switch (decision.kind) {
     case ChainDecision::Kind::kAuthenticated:
-      metrics.authn_success.inc();
-      authorize(state, loop, decision.user, std::move(request));
-      return;
     case ChainDecision::Kind::kAnonymous:
-      metrics.authn_anonymous.inc();
+      (decision.kind == ChainDecision::Kind::kAuthenticated ? metrics.authn_success
+                                                            : metrics.authn_anonymous)
+          .inc();
+      if (!request->impersonation.ok()) {
+        AdmissionVerdict v = fromHttpError(
+            impersonationErrorResponse(request->impersonation.status(), request->style));
+        v.verb = upperVerb(request->info);
+        request->done(std::move(v));
+        return;
+      }
+      if (request->impersonation->requested) {
+        checkImpersonation(state, loop, decision.user, 0, std::move(request));
+        return;
+      }
       authorize(state, loop, decision.user, std::move(request));
       return;
     case ChainDecision::Kind::kNeedsTokenReview:
@@ -363,24 +384,22 @@ void DelegatedAdmission::Impl::onAuthenticated(LoopState& state, Dispatcher& loo
   request->done(std::move(v));
 }
 
-void DelegatedAdmission::Impl::authorize(LoopState& state, Dispatcher& loop, UserInfo user,
-                                         std::shared_ptr<PendingRequest> request) {
-  AuthorizationVerdict verdict = authorizer_->authorize(user, request->info);
+void DelegatedAdmission::Impl::decide(LoopState& state, Dispatcher& loop, const UserInfo& user,
+                                      const RequestInfo& info, VerdictCallback done) {
+  AuthorizationVerdict verdict = authorizer_->authorize(user, info);
   if (verdict.kind != AuthorizationVerdict::Kind::kNeedsSubjectAccessReview) {
-    finishAuthorization(user, verdict, *request);
+    done(verdict);
     return;
   }
   if (!state.authz_client) {
-    finishAuthorization(user,
-                        {AuthorizationVerdict::Kind::kForbidden, "no authorizer allowed the request", ""},
-                        *request);
+    done({AuthorizationVerdict::Kind::kForbidden, "", ""});
     return;
   }
   AdmissionMetrics& metrics = AdmissionMetrics::get();
-  const bool cacheable = shouldCacheSubjectAccessReview(request->info);
-  std::string key = subjectAccessReviewSpecJson(user, request->info);
-  auto finish = [this, user, request](const absl::StatusOr<SubjectAccessReviewStatus>& status) {
-    finishAuthorization(user, authorizer_->finishWithSubjectAccessReview(status), *request);
+  const bool cacheable = shouldCacheSubjectAccessReview(info);
+  std::string key = subjectAccessReviewSpecJson(user, info);
+  auto finish = [this, done](const absl::StatusOr<SubjectAccessReviewStatus>& status) {
+    done(authorizer_->finishWithSubjectAccessReview(status));
   };
   if (cacheable) {
     auto lookup = sar_cache_.lookup(
@@ -401,9 +420,9 @@ void DelegatedAdmission::Impl::authorize(LoopState& state, Dispatcher& loop, Use
   headers.add("Accept", "application/json");
   absl::Time start = absl::Now();
   state.authz_client->request(
-      "POST", kSubjectAccessReviewPath, subjectAccessReviewRequestBody(user, request->info),
+      "POST", kSubjectAccessReviewPath, subjectAccessReviewRequestBody(user, info),
       std::move(headers),
-      [this, key, cacheable, start, finish, request](absl::StatusOr<ApiResponse> response) {
+      [this, key, cacheable, start, finish, info](absl::StatusOr<ApiResponse> response) {
         AdmissionMetrics& metrics = AdmissionMetrics::get();
         metrics.sar_latency.observe(absl::ToDoubleSeconds(absl::Now() - start));
         absl::StatusOr<SubjectAccessReviewStatus> status;
@@ -420,13 +439,48 @@ void DelegatedAdmission::Impl::authorize(LoopState& state, Dispatcher& loop, Use
           metrics.sar_errors.inc();
           AA_LOG(E) << "SubjectAccessReview failed: " << status.status();
         } else if (cacheable) {
-          ttl = authorizer_->subjectAccessReviewCacheTtl(request->info, *status);
+          ttl = authorizer_->subjectAccessReviewCacheTtl(info, *status);
         }
         if (cacheable) {
           sar_cache_.complete(key, status, ttl);
         }
         finish(status);
       });
+}
+
+// Upstream's impersonation filter: every requested identity piece needs an "impersonate"
+// permission of the authenticated user, checked one after another; any denial (or error) is 403.
+void DelegatedAdmission::Impl::checkImpersonation(LoopState& state, Dispatcher& loop,
+                                                  UserInfo requestor, size_t index,
+                                                  std::shared_ptr<PendingRequest> request) {
+  const ImpersonationPlan& plan = *request->impersonation;
+  if (index == plan.checks.size()) {
+    AA_VLOG(2) << "user \"" << requestor.name << "\" impersonates \"" << plan.impersonated.name << "\"";
+    authorize(state, loop, plan.impersonated, std::move(request));
+    return;
+  }
+  const ImpersonationCheck& check = plan.checks[index];
+  decide(state, loop, requestor, check.attributes,
+         [this, &state, &loop, requestor, index, request](const AuthorizationVerdict& verdict) {
+           if (verdict.kind == AuthorizationVerdict::Kind::kAllow) {
+             checkImpersonation(state, loop, requestor, index + 1, request);
+             return;
+           }
+           const ImpersonationCheck& denied = request->impersonation->checks[index];
+           AdmissionVerdict v = fromHttpError(
+               forbiddenResponse(requestor, denied.attributes, verdict.reason, request->style));
+           v.verb = upperVerb(request->info);
+           v.user = requestor;
+           request->done(std::move(v));
+         });
+}
+
+void DelegatedAdmission::Impl::authorize(LoopState& state, Dispatcher& loop, UserInfo user,
+                                         std::shared_ptr<PendingRequest> request) {
+  const RequestInfo& info = request->info;
+  decide(state, loop, user, info, [this, user, request](const AuthorizationVerdict& verdict) {
+    finishAuthorization(user, verdict, *request);
+  });
 }
 
 void DelegatedAdmission::Impl::finishAuthorization(const UserInfo& user,
