@@ -60,8 +60,10 @@ Try (alice, group dev, has a client certificate):
   $C https://127.0.0.1:$PORT/apis/sample-api-server/v1alpha1/namespaces/default/samples
   $C https://127.0.0.1:$PORT/apis/sample-api-server/v1alpha1/namespaces/default/samples/sample1
   $C -N 'https://127.0.0.1:$PORT/apis/sample-api-server/v1alpha1/namespaces/default/samples?watch=true'
-Without a client certificate (401):
+Without a client certificate you are system:anonymous, which the policy does not allow (403):
   curl --cacert $PKI/ca.crt https://127.0.0.1:$PORT/apis/sample-api-server/v1alpha1
-bob (group guests) is also in $PKI. Logs: $RUN/aa-proxy.log. Ctrl-C stops both.
+bob (group guests) gets 403 Forbidden from the static policy (authz/demo-policy.yaml):
+  curl --cacert $PKI/ca.crt --cert $PKI/bob.crt --key $PKI/bob.key https://127.0.0.1:$PORT/apis/sample-api-server/v1alpha1/namespaces/default/samples
+Logs: $RUN/aa-proxy.log. Ctrl-C stops both.
 MSG
 wait $proxy
