@@ -22,7 +22,9 @@ Environment overrides (defaults in brackets):
   BENCH_PROXY_WORKERS=N      aa-proxy --workers and nginx worker_processes [2]
   BENCH_TARGETS=LIST         comma-separated subset of backend,aa-proxy,nginx [all three]
   BENCH_KEY_TYPE=ec|rsa      key type of the throwaway PKI [ec, P-256]
-  BENCH_AA_PROXY_FLAGS=...   extra aa-proxy flags [--anonymous-auth=false]
+  BENCH_AA_PROXY_FLAGS=...   extra aa-proxy flags [--anonymous-auth=false, plus
+                             --authorization-mode static --authorization-policy-file <a policy
+                             allowing the bench user to get/list samples> when aa-proxy has them]
   BENCH_BACKEND=auto|sample|nginx   backend: //sample:sample-backend, or nginx serving the same
                              JSON when that target does not exist [auto]
   BENCH_BAZEL_OUTPUT_BASE=DIR       [/root/.cache/bazel-bench]
@@ -54,7 +56,6 @@ LOADGEN_THREADS=${BENCH_LOADGEN_THREADS:-1}
 PROXY_WORKERS=${BENCH_PROXY_WORKERS:-2}
 TARGETS=${BENCH_TARGETS:-backend,aa-proxy,nginx}
 KEY_TYPE=${BENCH_KEY_TYPE:-ec}
-AA_PROXY_FLAGS=${BENCH_AA_PROXY_FLAGS:---anonymous-auth=false}
 BACKEND_KIND=${BENCH_BACKEND:-auto}
 OUTPUT_BASE=${BENCH_BAZEL_OUTPUT_BASE:-/root/.cache/bazel-bench}
 REQUEST_PATH=/apis/sample-api-server/v1alpha1/namespaces/default/samples
@@ -87,11 +88,27 @@ done
 
 TMP=$(mktemp -d /tmp/aa-proxy-bench.XXXXXX)
 STARTED_PIDS=()
+CHILD_PID=""
+
+# Runs a command in the background and waits for it, so that a signal to this script is handled
+# at once (bash runs traps during `wait`, but only after a foreground child has exited).
+run_child() {
+  "$@" &
+  CHILD_PID=$!
+  local rc=0
+  wait "$CHILD_PID" || rc=$?
+  CHILD_PID=""
+  return "$rc"
+}
 
 cleanup() {
   local rc=$?
   set +e
   local pid
+  if [[ -n $CHILD_PID ]]; then
+    kill -TERM "$CHILD_PID" 2>/dev/null
+    wait "$CHILD_PID" 2>/dev/null
+  fi
   for pid in "${STARTED_PIDS[@]}"; do
     kill -TERM "$pid" 2>/dev/null
   done
@@ -164,44 +181,47 @@ wait_ready() {
 # ---------------------------------------------------------------------------------------------
 # Build.
 
-bazel_cmd() { bazel --output_base="$OUTPUT_BASE" "$@"; }
+bazel_cmd() { (cd "$REPO" && exec bazel --output_base="$OUTPUT_BASE" "$@"); }
 
 BUILD_LOG=$TMP/build.log
 log "building //bench:loadgen (bazel -c opt, output base $OUTPUT_BASE)"
-(cd "$REPO" && bazel_cmd build -c opt --symlink_prefix=/ //bench:loadgen) >"$BUILD_LOG" 2>&1 ||
+run_child bazel_cmd build -c opt --symlink_prefix=/ //bench:loadgen >"$BUILD_LOG" 2>&1 ||
   { tail -30 "$BUILD_LOG" >&2; die "building //bench:loadgen failed"; }
-BIN=$(cd "$REPO" && bazel_cmd info -c opt bazel-bin 2>/dev/null)
+BIN=$(bazel_cmd info -c opt bazel-bin 2>/dev/null)
 LOADGEN=$BIN/bench/loadgen
 
-# Builds an optional target; prints its path, or nothing (with the reason on stderr) if it is
-# missing or does not build yet.
+# Builds an optional target and sets variable $1 to its path, or to nothing (with the reason on
+# stderr) if it is missing or does not build yet.
+# shellcheck disable=SC2034  # result is a nameref to the caller's variable
 build_optional() {
-  local label=$1 path=$2
-  if ! (cd "$REPO" && bazel_cmd query "$label" >/dev/null 2>&1); then
+  local -n result=$1
+  local label=$2 path=$3
+  result=""
+  if ! run_child bazel_cmd query "$label" >/dev/null 2>&1; then
     log "$label does not exist (yet)"
     return 0
   fi
   log "building $label"
-  if ! (cd "$REPO" && bazel_cmd build -c opt --symlink_prefix=/ "$label") >"$BUILD_LOG" 2>&1; then
+  if ! run_child bazel_cmd build -c opt --symlink_prefix=/ "$label" >"$BUILD_LOG" 2>&1; then
     tail -15 "$BUILD_LOG" >&2
     log "$label exists but does not build"
     return 0
   fi
-  echo "$BIN/$path"
+  result=$BIN/$path
 }
 
 target_wanted() { [[ ",$TARGETS," == *",$1,"* ]]; }
 
 SAMPLE_BACKEND=""
 if [[ $BACKEND_KIND != nginx ]]; then
-  SAMPLE_BACKEND=$(build_optional //sample:sample-backend sample/sample-backend)
+  build_optional SAMPLE_BACKEND //sample:sample-backend sample/sample-backend
   if [[ -z $SAMPLE_BACKEND && $BACKEND_KIND == sample ]]; then
     die "BENCH_BACKEND=sample but //sample:sample-backend is not available"
   fi
 fi
 AA_PROXY=""
 if target_wanted aa-proxy; then
-  AA_PROXY=$(build_optional //proxy:aa-proxy proxy/aa-proxy)
+  build_optional AA_PROXY //proxy:aa-proxy proxy/aa-proxy
   [[ -n $AA_PROXY ]] || log "SKIPPING aa-proxy: //proxy:aa-proxy is not available (see above)"
 fi
 
@@ -230,7 +250,7 @@ make_pki() {
     -days 2 -extfile "$PKI/server.ext" -out "$PKI/server.crt" 2>/dev/null
   new_key "$PKI/client.key"
   openssl req -new -key "$PKI/client.key" -out "$PKI/client.csr" \
-    -subj "/O=system:masters/CN=bench-user"
+    -subj "/O=bench-readers/CN=bench-user"
   printf '%s\n' "basicConstraints=CA:FALSE" "keyUsage=critical,digitalSignature,keyEncipherment" \
     "extendedKeyUsage=clientAuth" >"$PKI/client.ext"
   openssl x509 -req -in "$PKI/client.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" -CAcreateserial \
@@ -317,6 +337,24 @@ AA_PROXY_URL=""
 if [[ -n $AA_PROXY ]]; then
   free_port AA_PROXY_PORT
   AA_PROXY_URL=https://127.0.0.1:$AA_PROXY_PORT
+  if [[ -n ${BENCH_AA_PROXY_FLAGS:-} ]]; then
+    AA_PROXY_FLAGS=$BENCH_AA_PROXY_FLAGS
+  else
+    AA_PROXY_FLAGS="--anonymous-auth=false"
+    # Standalone (no cluster): the local policy authorizes every request, as a SubjectAccessReview
+    # would. The client's group is not system:masters, so the authorizer really runs.
+    if "$AA_PROXY" --help 2>&1 | grep -q -- --authorization-policy-file; then
+      cat >"$TMP/policy.yaml" <<EOF
+rules:
+  - groups: ["bench-readers"]
+    verbs: ["get", "list"]
+    apiGroups: ["sample-api-server"]
+    resources: ["samples"]
+EOF
+      AA_PROXY_FLAGS+=" --authorization-mode static --authorization-policy-file $TMP/policy.yaml"
+    fi
+  fi
+  log "aa-proxy flags: $AA_PROXY_FLAGS"
   # shellcheck disable=SC2086  # AA_PROXY_FLAGS is a list of flags
   "$AA_PROXY" --secure-port "$AA_PROXY_PORT" --bind-address 127.0.0.1 \
     --tls-cert-file "$PKI/server.crt" --tls-private-key-file "$PKI/server.key" \
@@ -374,6 +412,8 @@ http {
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+      # Forward an identity, as aa-proxy does with X-Remote-User/X-Remote-Group.
+      proxy_set_header X-Remote-User \$ssl_client_s_dn;
     }
   }
 }
@@ -446,11 +486,12 @@ run_load() {
   local proxy_before=0 proxy_after=0 backend_before backend_after out
   backend_before=$(cpu_ticks -c "$BACKEND_PID")
   [[ -n $proxy_pid ]] && proxy_before=$(cpu_ticks -c "$proxy_pid")
-  if ! out=$(timeout $(($(duration_seconds "$duration") + 30)) "$LOADGEN" "${loadgen_args[@]}" \
-    2>"$TMP/loadgen.err"); then
+  if ! run_child timeout $(($(duration_seconds "$duration") + 30)) "$LOADGEN" "${loadgen_args[@]}" \
+    >"$TMP/loadgen.out" 2>"$TMP/loadgen.err"; then
     cat "$TMP/loadgen.err" >&2
     die "the load generator failed against $name"
   fi
+  out=$(<"$TMP/loadgen.out")
   [[ -n $proxy_pid ]] && proxy_after=$(cpu_ticks -c "$proxy_pid")
   backend_after=$(cpu_ticks -c "$BACKEND_PID")
   if [[ -s $TMP/loadgen.err ]]; then
