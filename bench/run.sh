@@ -26,7 +26,7 @@ Environment overrides (defaults in brackets):
                              --authorization-mode static --authorization-policy-file <a policy
                              allowing the bench user to get/list samples> when aa-proxy has them]
   BENCH_BACKEND=auto|sample|nginx   backend: //sample:sample-backend, or nginx serving the same
-                             JSON when that target does not exist [auto]
+                             JSON when that target is missing or does not answer [auto]
   BENCH_BAZEL_OUTPUT_BASE=DIR       [/root/.cache/bazel-bench]
   BENCH_RESULTS=FILE         also write every run's raw JSON (plus CPU counters) to FILE
   BENCH_KEEP_TMP=1           keep the temporary directory (configs, PKI, logs)
