@@ -1,0 +1,422 @@
+"""aa-proxy's authentication end to end, in cluster mode against the kube-apiserver double.
+
+Contract (docs/kubernetes-semantics.md sections 1, 2, 4b): front-proxy identities from the live
+kube-system/extension-apiserver-authentication ConfigMap, x509 users from its client-ca-file,
+bearer tokens through cached and coalesced TokenReviews, and no way for a client to smuggle an
+identity to the backend.
+
+  aa-proxy --secure-port P --bind-address 127.0.0.1 --tls-cert-file F --tls-private-key-file F
+           --authentication-kubeconfig K --authorization-kubeconfig K --upstream URL
+           --workers 2 -v 2 --authentication-configmap-resync-period 2s
+(no --client-ca-file / --requestheader-client-ca-file: the CAs come from the ConfigMap).
+The double allows every SubjectAccessReview except impersonation, so what is asserted here is
+who the proxy thinks the caller is: the headers the sample backend's /debug/headers received.
+"""
+
+import concurrent.futures
+import hashlib
+import json
+import os
+import ssl
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from cluster import (KUBECTL, PROXY_SA_TOKEN, TOKENREVIEWS, UNAUTHORIZED,  # noqa: E402
+                     UNAUTHORIZED_PRETTY, ClusterTestCase, go_compact, values_of)
+from sample_backend_test import DISCOVERY, GV  # noqa: E402
+
+HEADERS = "/debug/headers"
+
+# Everything is allowed except impersonation (so Impersonate-* never changes who the backend sees).
+ALLOW_ALL_BUT_IMPERSONATION = [
+    {"verb": "impersonate", "allowed": False, "reason": "no impersonation in this suite"},
+    {"allowed": True},
+]
+
+TINA_TOKEN = "e2e-token-tina-4f1b2c9d8e7a6b5c"
+TINA = {"username": "tina", "uid": "uid-tina", "groups": ["qa", "release"],
+        "extra": {"scopes.example.com/team": ["blue", "green"]}}
+UNKNOWN_TOKEN = "e2e-token-nobody-0a9b8c7d6e5f"
+
+
+def identity(headers):
+    """(user, uid, groups, {extra header suffix as sent: values}) the backend received."""
+    extras = {}
+    for name, value in headers:
+        if name.lower().startswith("x-remote-extra-"):
+            extras.setdefault(name[len("x-remote-extra-"):], []).append(value)
+    return (values_of(headers, "X-Remote-User"), values_of(headers, "X-Remote-Uid"),
+            values_of(headers, "X-Remote-Group"), extras)
+
+
+class AuthnTestCase(ClusterTestCase):
+    policy = {"sar": ALLOW_ALL_BUT_IMPERSONATION, "tokens": {TINA_TOKEN: TINA}}
+    proxy_flags = ()
+
+    def setUp(self):
+        super().setUp()
+        self.write_policy(self.policy)
+        self.start_cluster_proxy(self.proxy_flags)
+
+
+class FrontProxyTest(AuthnTestCase):
+
+    def test_aggregator_identity_reaches_the_backend_exactly(self):
+        result = self.as_front_proxy(HEADERS, "jane", ["g1", "g2, not split"], extras=[
+            "X-Remote-Uid: uid-jane",
+            "X-Remote-Extra-Acme.com%2FProject: p1",
+            "x-remote-extra-acme.com%2fproject: p2",
+            "X-Remote-Extra-Scopes: s1",
+            "X-Remote-Extra-Bad%zzKey: raw",
+        ])
+        user, uid, groups, extras = identity(self.backend_headers(result))
+        self.assertEqual(user, ["jane"])
+        self.assertEqual(uid, ["uid-jane"])
+        self.assertEqual(groups, ["g1", "g2, not split", "system:authenticated"])
+        # Keys lowercased, unescaped, re-escaped as client-go does (%XX upper case, % itself too).
+        self.assertEqual(extras, {"acme.com%2Fproject": ["p1", "p2"], "scopes": ["s1"],
+                                  "bad%25zzkey": ["raw"]})
+        # The SubjectAccessReview carries the same identity, extras unescaped.
+        self.assertEqual(self.sar_specs(), [{
+            "nonResourceAttributes": {"path": HEADERS, "verb": "get"},
+            "user": "jane", "groups": ["g1", "g2, not split", "system:authenticated"],
+            "extra": {"acme.com/project": ["p1", "p2"], "bad%zzkey": ["raw"], "scopes": ["s1"]},
+            "uid": "uid-jane"}])
+
+    def test_first_username_header_value_wins_and_groups_keep_order(self):
+        result = self.as_front_proxy(HEADERS, "first", ["b", "a"],
+                                     extras=["X-Remote-User: second"])
+        user, _, groups, _ = identity(self.backend_headers(result))
+        self.assertEqual(user, ["first"])
+        self.assertEqual(groups, ["b", "a", "system:authenticated"])
+
+    def test_allowed_names_mismatch_is_401(self):
+        before = self.backend_request_count(HEADERS)
+        result = self.as_front_proxy(HEADERS, "jane", ["g1"], tls=self.tls(self.wrong_cn_proxy))
+        self.assertEqual(result.exit_code, 0, result.stderr)
+        self.assertEqual((result.status, result.body), (401, UNAUTHORIZED))
+        self.assertEqual(result.header("Content-Type"), "application/json")
+        self.assertEqual(self.backend_request_count(HEADERS), before)
+        self.assertEqual(self.recorded(), [])
+
+    def test_front_proxy_certificate_without_username_is_401(self):
+        # Semantics 4b: request-header has no opinion, x509 cannot verify the front-proxy cert.
+        result = self.fetch(HEADERS, tls=self.aggregator,
+                            headers=[KUBECTL, "X-Remote-Group: system:masters"])
+        self.assertEqual((result.status, result.body), (401, UNAUTHORIZED))
+        result = self.fetch(HEADERS, tls=self.aggregator, headers=[KUBECTL, "X-Remote-User:"])
+        self.assertEqual((result.status, result.body), (401, UNAUTHORIZED))
+
+    def test_aggregator_discovery_without_groups_gets_system_authenticated(self):
+        # Like the system:discovery ClusterRole: only system:authenticated may read discovery.
+        self.write_policy({"sar": [{"group": "system:authenticated", "path": GV,
+                                    "verb": "get", "allowed": True}]})
+        result = self.as_front_proxy(GV, "system:kube-aggregator")
+        self.assertEqual((result.status, result.body), (200, DISCOVERY), result.stderr)
+        self.assertEqual(self.sar_specs(), [{
+            "nonResourceAttributes": {"path": GV, "verb": "get"},
+            "user": "system:kube-aggregator", "groups": ["system:authenticated"]}])
+
+    def test_aggregator_availability_probe_as_system_masters_needs_no_sar(self):
+        result = self.as_front_proxy(GV, "system:kube-aggregator", ["system:masters"])
+        self.assertEqual((result.status, result.body), (200, DISCOVERY))
+        self.assertEqual(self.recorded(), [])
+
+
+SPOOF_VARIANTS = {
+    "canonical": ["X-Remote-User: system:admin", "X-Remote-Group: system:masters",
+                  "X-Remote-Uid: 0", "X-Remote-Extra-Scopes: all"],
+    "lower-case": ["x-remote-user: system:admin", "x-remote-group: system:masters",
+                   "x-remote-uid: 0", "x-remote-extra-scopes: all"],
+    "upper-case": ["X-REMOTE-USER: system:admin", "X-REMOTE-GROUP: system:masters",
+                   "X-REMOTE-UID: 0", "X-REMOTE-EXTRA-SCOPES: all"],
+    "duplicated": ["X-Remote-User: system:admin", "x-remote-user: system:admin",
+                   "X-Remote-Group: system:masters", "X-Remote-Group: system:masters",
+                   "X-Remote-Extra-Scopes: all", "X-Remote-Extra-scopes: all"],
+    "impersonation": ["Impersonate-User: system:admin", "Impersonate-Group: system:masters",
+                      "Impersonate-Extra-Scopes: all"],
+}
+
+
+class SpoofingTest(AuthnTestCase):
+    """X-Remote-* / Impersonate-* from anyone but the allowed front proxy never reach the backend."""
+
+    def assert_clean(self, result, expected_user, expected_groups):
+        headers = self.backend_headers(result)
+        user, uid, groups, extras = identity(headers)
+        self.assertEqual((user, groups), ([expected_user], expected_groups))
+        self.assertEqual(uid, [])
+        self.assertEqual({k: v for k, v in extras.items()
+                          if k != "authentication.kubernetes.io%2Fcredential-id"}, {})
+        for name, value in headers:
+            self.assertFalse(name.lower().startswith("impersonate-"), name)
+            self.assertNotIn("system:admin", value, f"{name}: {value}")
+            self.assertNotIn("system:masters", value, f"{name}: {value}")
+            self.assertNotEqual(value, "all", f"{name}: {value}")
+
+    def run_matrix(self, tls, expected_user=None, expected_groups=None, status=200):
+        for variant, spoofed in SPOOF_VARIANTS.items():
+            with self.subTest(variant=variant):
+                before = self.backend_request_count(HEADERS)
+                result = self.fetch(HEADERS, tls=tls, headers=[KUBECTL, *spoofed])
+                if variant == "impersonation" and status == 200:
+                    # The caller may not impersonate: 403, and the backend sees nothing.
+                    self.assertEqual(result.status, 403, result.text)
+                    self.assertEqual(self.backend_request_count(HEADERS), before)
+                elif status == 200:
+                    self.assert_clean(result, expected_user, expected_groups)
+                else:
+                    self.assertEqual(result.status, status, f"{result.stderr} {result.text}")
+                    self.assertEqual(self.backend_request_count(HEADERS), before)
+
+    def test_no_client_certificate_is_anonymous(self):
+        self.run_matrix(self.anonymous, "system:anonymous", ["system:unauthenticated"])
+
+    def test_client_ca_certificate_is_its_own_user(self):
+        self.run_matrix(self.tls(self.pki.alice), "alice", ["dev", "system:authenticated"])
+
+    def test_certificate_from_an_unknown_ca_fails_the_handshake(self):
+        before = self.backend_request_count(HEADERS)
+        for variant, spoofed in SPOOF_VARIANTS.items():
+            with self.subTest(variant=variant):
+                result = self.fetch(HEADERS, tls=self.tls(self.pki.stranger),
+                                    headers=[KUBECTL, *spoofed])
+                self.assertNotEqual(result.exit_code, 0, result.text)
+                self.assertEqual(result.status, 0)
+        self.assertEqual(self.backend_request_count(HEADERS), before)
+        self.assertEqual(self.recorded(), [])
+
+    def test_front_proxy_certificate_with_a_cn_not_allowed_is_401(self):
+        self.run_matrix(self.tls(self.wrong_cn_proxy), status=401)
+        self.assertEqual(self.recorded(), [])
+
+    def test_impersonation_denied_body(self):
+        result = self.fetch(HEADERS, tls=self.tls(self.pki.alice),
+                            headers=[KUBECTL, "Impersonate-User: system:admin"])
+        self.assertEqual(result.status, 403)
+        self.assertEqual(result.body, go_compact({
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            # Upstream impersonates users through a v1.ObjectReference without apiVersion:
+            # the SAR's group is "" (RBAC grants it with apiGroups: [""]).
+            "message": 'users "system:admin" is forbidden: User "alice" cannot impersonate '
+                       'resource "users" in API group "" at the cluster '
+                       'scope: no impersonation in this suite',
+            "reason": "Forbidden",
+            "details": {"name": "system:admin", "kind": "users"},
+            "code": 403}))
+        self.assertEqual([spec["resourceAttributes"] for spec in self.sar_specs()],
+                         [{"verb": "impersonate", "resource": "users", "name": "system:admin"}])
+
+
+class X509Test(AuthnTestCase):
+
+    def credential_id(self, cert_key):
+        der = ssl.PEM_cert_to_DER_cert(cert_key.cert.read_text())
+        return "X509SHA256=" + hashlib.sha256(der).hexdigest()
+
+    def test_users_from_the_configmap_client_ca(self):
+        cases = [("alice", self.pki.alice, None, ["dev"]),
+                 ("carol", self.carol, None, ["ops", "dev"]),
+                 ("bob", self.pki.bob, self.pki.bob.chain, ["ops"])]
+        for name, cert_key, chain, orgs in cases:
+            with self.subTest(user=name):
+                tls = harness.TlsClient(cacert=self.pki.ca.cert, cert=chain or cert_key.cert,
+                                        key=cert_key.key)
+                user, uid, groups, extras = identity(self.backend_headers(
+                    self.fetch(HEADERS, tls=tls)))
+                self.assertEqual((user, uid, groups), ([name], [], orgs + ["system:authenticated"]))
+                self.assertEqual(extras, {"authentication.kubernetes.io%2Fcredential-id":
+                                          [self.credential_id(cert_key)]})
+
+    def test_sar_carries_the_x509_identity(self):
+        self.backend_headers(self.fetch(HEADERS, tls=self.tls(self.pki.alice)))
+        self.assertEqual(self.sar_specs(), [{
+            "nonResourceAttributes": {"path": HEADERS, "verb": "get"},
+            "user": "alice", "groups": ["dev", "system:authenticated"],
+            "extra": {"authentication.kubernetes.io/credential-id":
+                      [self.credential_id(self.pki.alice)]}}])
+
+    def test_expired_certificate_is_rejected(self):
+        result = self.fetch(HEADERS, tls=self.tls(self.pki.expired))
+        self.assertTrue(result.exit_code != 0 or result.status == 401,
+                        f"exit {result.exit_code} status {result.status} {result.text}")
+
+
+class TokenTest(AuthnTestCase):
+    proxy_flags = ("--authentication-token-webhook-cache-ttl", "30s")
+
+    def bearer(self, token, path=HEADERS, ua=KUBECTL):
+        return self.fetch(path, headers=[ua, f"Authorization: Bearer {token}"])
+
+    def test_valid_token_is_the_user_from_the_token_review(self):
+        user, uid, groups, extras = identity(self.backend_headers(self.bearer(TINA_TOKEN)))
+        self.assertEqual((user, uid, groups),
+                         (["tina"], ["uid-tina"], ["qa", "release", "system:authenticated"]))
+        self.assertEqual(extras, {"scopes.example.com%2Fteam": ["blue", "green"]})
+        headers = self.backend_headers(self.bearer(TINA_TOKEN))
+        self.assertEqual(values_of(headers, "Authorization"), [])
+
+    def test_scheme_is_case_insensitive(self):
+        result = self.fetch(HEADERS, headers=[KUBECTL, f"Authorization: bearer {TINA_TOKEN}"])
+        self.assertEqual(identity(self.backend_headers(result))[0], ["tina"])
+
+    def test_the_recorded_token_review(self):
+        self.backend_headers(self.bearer(TINA_TOKEN))
+        reviews = self.token_reviews()
+        self.assertEqual(len(reviews), 1)
+        review = reviews[0]
+        self.assertEqual(review["method"], "POST")
+        self.assertEqual(review["path"], TOKENREVIEWS)
+        body = json.loads(review["body"])
+        self.assertEqual((body["kind"], body["apiVersion"], body["spec"]),
+                         ("TokenReview", "authentication.k8s.io/v1", {"token": TINA_TOKEN}))
+        self.assertEqual(values_of(review["headers"], "Authorization"),
+                         [f"Bearer {PROXY_SA_TOKEN}"])
+        self.assertEqual(values_of(review["headers"], "Content-Type"), ["application/json"])
+
+    def test_invalid_token_is_401(self):
+        before = self.backend_request_count(HEADERS)
+        result = self.bearer(UNKNOWN_TOKEN)
+        self.assertEqual((result.status, result.body), (401, UNAUTHORIZED))
+        self.assertEqual(result.header("Content-Type"), "application/json")
+        result = self.fetch(HEADERS, headers=[f"Authorization: Bearer {UNKNOWN_TOKEN}"])
+        self.assertEqual((result.status, result.body), (401, UNAUTHORIZED_PRETTY))
+        self.assertEqual(self.backend_request_count(HEADERS), before)
+        # Bad credentials are 401 even on an always-allowed path (4b).
+        self.assertEqual(self.bearer(UNKNOWN_TOKEN, "/healthz").status, 401)
+
+    def test_identical_requests_within_the_ttl_make_one_token_review(self):
+        for _ in range(5):
+            self.backend_headers(self.bearer(TINA_TOKEN))
+            self.assertEqual(self.bearer(UNKNOWN_TOKEN).status, 401)  # failures are cached too
+        self.assertEqual([json.loads(r["body"])["spec"]["token"] for r in self.token_reviews()],
+                         [TINA_TOKEN, UNKNOWN_TOKEN])
+
+    def test_concurrent_cold_requests_coalesce_into_one_token_review(self):
+        self.write_policy(dict(self.policy, failures={"tokenreviews": {"slow_ms": 1500}}))
+        results = harness.curl_many([self.url + HEADERS] * 50, tls=self.anonymous,
+                                    headers=[KUBECTL, f"Authorization: Bearer {TINA_TOKEN}"],
+                                    extra=["--parallel", "--parallel-max", "50",
+                                           "--parallel-immediate"], timeout=60)
+        self.assertEqual([r.status for r in results], [200] * 50)
+        self.assertEqual(sum(r.num_connects for r in results), 50, "50 separate connections")
+        self.assertEqual(len(self.token_reviews()), 1)
+
+    def test_token_never_appears_in_the_log(self):
+        self.backend_headers(self.bearer(TINA_TOKEN))
+        self.bearer(UNKNOWN_TOKEN)
+        self.write_policy(dict(self.policy, failures={"tokenreviews": {"status": 500}}))
+        self.bearer("e2e-token-erroring-77aa")
+        log = self.proxy.log_text()
+        for token in (TINA_TOKEN, UNKNOWN_TOKEN, "e2e-token-erroring-77aa", PROXY_SA_TOKEN):
+            self.assertNotIn(token, log)
+            self.assertNotIn(token[8:], log)
+
+    def test_token_review_down_is_401_and_not_cached(self):
+        self.write_policy(dict(self.policy, failures={"tokenreviews": {"down": True}}))
+        result = self.bearer(TINA_TOKEN)
+        self.assertEqual((result.status, result.body), (401, UNAUTHORIZED))
+        self.write_policy(self.policy)
+        user = identity(self.backend_headers(self.bearer(TINA_TOKEN)))[0]
+        self.assertEqual(user, ["tina"])
+
+
+class LiveReloadTest(AuthnTestCase):
+
+    def front_proxy_status(self, cert_key):
+        result = self.as_front_proxy(HEADERS, "jane", tls=self.tls(cert_key), timeout=5)
+        return result.status  # 0: the handshake failed
+
+    def test_requestheader_ca_rotation_without_restart(self):
+        self.assertEqual(self.front_proxy_status(self.pki.front_proxy_client), 200)
+        self.assertNotIn(self.front_proxy_status(self.front_proxy_client_2), (200,))
+        data = self.default_configmap()
+        data["requestheader-client-ca-file"] = self.front_proxy_ca_2.cert.read_text()
+        started = time.monotonic()
+        self.write_configmap(data)
+        harness.wait_until(lambda: self.front_proxy_status(self.front_proxy_client_2) == 200,
+                           timeout=8, what="the rotated front-proxy CA to be trusted")
+        harness.wait_until(lambda: self.front_proxy_status(self.pki.front_proxy_client) != 200,
+                           timeout=8, what="the old front-proxy CA to be dropped")
+        self.assertLess(time.monotonic() - started, 8)
+        self.assertIn(self.front_proxy_status(self.pki.front_proxy_client), (0, 401))
+        result = self.as_front_proxy(HEADERS, "jane", ["g"], tls=self.tls(self.front_proxy_client_2))
+        self.assertEqual(identity(self.backend_headers(result))[:3],
+                         (["jane"], [], ["g", "system:authenticated"]))
+        self.assertTrue(self.proxy.alive())
+
+    def test_allowed_names_change_applies_live(self):
+        data = self.default_configmap()
+        data["requestheader-allowed-names"] = '["not-front-proxy"]'
+        self.write_configmap(data)
+        harness.wait_until(lambda: self.front_proxy_status(self.wrong_cn_proxy) == 200,
+                           timeout=8, what="the new allowed name")
+        self.assertEqual(self.front_proxy_status(self.pki.front_proxy_client), 401)
+
+    def test_invalid_json_keeps_the_last_good_configuration(self):
+        data = self.default_configmap()
+        data["requestheader-allowed-names"] = '["not-front-proxy"'  # not JSON
+        data["requestheader-client-ca-file"] = self.front_proxy_ca_2.cert.read_text()
+        self.write_configmap(data)
+        self.proxy.wait_for_log(r"keeping the previous authentication configuration", timeout=8)
+        self.assertEqual(self.front_proxy_status(self.pki.front_proxy_client), 200)
+        self.assertEqual(self.front_proxy_status(self.front_proxy_client_2), 0)
+        # Still live afterwards: a good version is picked up.
+        data["requestheader-allowed-names"] = '["front-proxy-client"]'
+        self.write_configmap(data)
+        harness.wait_until(lambda: self.front_proxy_status(self.front_proxy_client_2) == 200,
+                           timeout=8, what="the next good ConfigMap")
+
+
+class LookupFailureTest(ClusterTestCase):
+
+    def test_apiserver_down_at_start_is_fatal(self):
+        self.backend = self.start_backend()
+        dead_port = harness.free_port()
+        proxy = self.start("aa-proxy", self.proxy_argv(self.backend.upstream,
+                                                       apiserver_port=dead_port))
+        try:
+            proxy.popen.wait(30)
+        except Exception:  # pylint: disable=broad-except
+            self.fail("aa-proxy kept running without its ConfigMap:\n" + proxy.log_text())
+        self.assertNotEqual(proxy.popen.returncode, 0)
+        self.assertRegex(proxy.log_text(),
+                         r"unable to load configmap based request-header-client-ca-file: .*"
+                         + str(dead_port))
+        self.assertFalse(harness.tcp_accepts(self.port))
+
+    def test_apiserver_down_at_start_tolerated(self):
+        self.write_policy({"sar": ALLOW_ALL_BUT_IMPERSONATION})
+        self.backend = self.start_backend()
+        dead_port = harness.free_port()
+        proxy = self.start("aa-proxy", self.proxy_argv(
+            self.backend.upstream, ["--authentication-tolerate-lookup-failure"],
+            apiserver_port=dead_port))
+        proxy.wait_for_log(r"serving on https://", timeout=30)
+        result = harness.wait_until(
+            lambda: (lambda r: r if r.status else None)(self.fetch("/healthz")), timeout=10,
+            what="aa-proxy to answer")
+        self.assertEqual(result.status, 200, result.text)
+        self.assertTrue(proxy.alive())
+        # Nothing trusted yet: a front-proxy certificate is no identity (never system:admin).
+        result = self.as_front_proxy(HEADERS, "system:admin", ["system:masters"], timeout=20)
+        self.assertNotEqual(result.status, 200, result.text)
+
+    def test_missing_configmap_is_not_fatal(self):
+        self.write_policy({"sar": ALLOW_ALL_BUT_IMPERSONATION})
+        self.start_apiserver(configmap=False)  # no configmap file: 404
+        self.start_cluster_proxy()
+        user, _, groups, _ = identity(self.backend_headers(self.fetch(HEADERS)))
+        self.assertEqual((user, groups), (["system:anonymous"], ["system:unauthenticated"]))
+        # The ConfigMap appears later: trusted within the resync period / watch.
+        self.write_configmap(self.default_configmap())
+        harness.wait_until(
+            lambda: self.as_front_proxy(HEADERS, "jane", timeout=5).status == 200, timeout=8,
+            what="the ConfigMap created after start to be used")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
