@@ -174,6 +174,14 @@ class Worker {
  private:
   static void onStop(evutil_socket_t, short, void* arg) {
     auto* self = static_cast<Worker*>(arg);
+    // libevent schedules from its cached time, so the timer can fire a little early; the run
+    // must last at least the requested duration.
+    const uint64_t now = monotonicNowNs();
+    if (now < self->deadline_ns_) {
+      timeval tv = toTimeval(absl::Nanoseconds(self->deadline_ns_ - now));
+      evtimer_add(self->stop_timer_.get(), &tv);
+      return;
+    }
     self->stopping_ = true;
     event_base_loopbreak(self->base_.get());
   }
