@@ -70,20 +70,32 @@ def values_of(headers: Sequence[Sequence[str]], name: str) -> List[str]:
 class ClusterTestCase(harness.E2ETestCase):
     """A fresh double, backend and proxy per test (started explicitly by each test or setUp)."""
 
+    _shared = None  # one PKI per process, shared by every class (openssl takes seconds)
+
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls._pki_dir = Path(tempfile.mkdtemp(prefix="pki-", dir=os.environ.get("TEST_TMPDIR")))
-        pki = harness.Pki(cls._pki_dir)
-        cls.pki = pki.standard()
-        # A front-proxy certificate the allowed-names list does not contain.
-        cls.wrong_cn_proxy = pki.issue(cls.pki.front_proxy_ca, "wrong-cn-proxy", "not-front-proxy")
-        # The requestheader CA after a rotation, and a front-proxy client it signed.
-        cls.front_proxy_ca_2 = pki.ca("front-proxy-ca-2", "front-proxy-ca-2")
-        cls.front_proxy_client_2 = pki.issue(cls.front_proxy_ca_2, "front-proxy-client-2",
-                                             "front-proxy-client")
-        # An x509 user with several organizations.
-        cls.carol = pki.issue(cls.pki.ca, "carol", "carol", orgs=["ops", "dev"])
+        if ClusterTestCase._shared is None:
+            directory = Path(tempfile.mkdtemp(prefix="pki-", dir=os.environ.get("TEST_TMPDIR")))
+            pki = harness.Pki(directory)
+            standard = pki.standard()
+            extras = {
+                # A front-proxy certificate the allowed-names list does not contain.
+                "wrong_cn_proxy": pki.issue(standard.front_proxy_ca, "wrong-cn-proxy",
+                                            "not-front-proxy"),
+                # The requestheader CA after a rotation, and a front-proxy client it signed.
+                "front_proxy_ca_2": pki.ca("front-proxy-ca-2", "front-proxy-ca-2"),
+            }
+            extras["front_proxy_client_2"] = pki.issue(extras["front_proxy_ca_2"],
+                                                       "front-proxy-client-2",
+                                                       "front-proxy-client")
+            # An x509 user with several organizations.
+            extras["carol"] = pki.issue(standard.ca, "carol", "carol", orgs=["ops", "dev"])
+            ClusterTestCase._shared = (standard, extras)
+        standard, extras = ClusterTestCase._shared
+        cls.pki = standard
+        for name, value in extras.items():
+            setattr(cls, name, value)
 
     # --- files the double reads -----------------------------------------------------------
 
