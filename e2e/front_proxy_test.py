@@ -17,6 +17,8 @@ aa-proxy runs standalone (no kube-apiserver, static authorization):
 (anonymous authentication stays on, as upstream's default: a front-proxy certificate whose CN is
 not allowed must still be a 401, not an anonymous request).
 
+kubectl (certificate users alice/dev and mallory/guests) is also driven through the whole chain.
+
 nginx has no $ssl_client_s_dn_cn variable: CN and O are taken from $ssl_client_s_dn (RFC 2253,
 "CN=alice,O=dev") with `map` regexes. nginx itself runs from a config in the test's directory
 (`nginx -p DIR -c CONF -e LOG -g 'daemon off;'`), never as the system service.
@@ -27,6 +29,7 @@ Run: bazel test //e2e:front_proxy_test, or E2E_BAZEL_BIN=... python3 e2e/front_p
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import unittest
@@ -234,6 +237,9 @@ class FrontProxyTest(harness.E2ETestCase):
                                  [group, "system:authenticated"])
                 self.assertEqual([n for n, _ in headers if n.lower().startswith("x-remote-extra-")],
                                  [])
+                # nginx's $remote_addr, then the client aa-proxy saw (nginx), as ReverseProxy.
+                self.assertEqual(header_values(headers, "X-Forwarded-For"),
+                                 ["127.0.0.1, 127.0.0.1"])
                 # The front-proxy certificate authenticated nginx; its own name is no identity.
                 for n, v in headers:
                     self.assertNotIn("front-proxy-client", v, n)
@@ -306,6 +312,39 @@ class FrontProxyTest(harness.E2ETestCase):
         headers = self.backend_headers(result)
         self.assertEqual(header_values(headers, "X-Remote-User"), ["alice"])
         self.assertEqual(header_values(headers, "X-Remote-Group"), ["dev", "system:authenticated"])
+
+    @unittest.skipIf(shutil.which("kubectl") is None, "no kubectl on PATH")
+    def test_kubectl_through_both_proxies(self):
+        kubeconfig = self.tmp / "kubectl.kubeconfig"
+        kubeconfig.write_text(json.dumps({
+            "apiVersion": "v1", "kind": "Config",
+            "clusters": [{"name": "nginx", "cluster": {
+                "server": self.url, "certificate-authority": str(self.pki.ca.cert)}}],
+            "users": [{"name": name, "user": {"client-certificate": str(ck.cert),
+                                              "client-key": str(ck.key)}}
+                      for name, ck in (("alice", self.alice), ("mallory", self.mallory))],
+            "contexts": [{"name": name, "context": {"cluster": "nginx", "user": name,
+                                                    "namespace": "default"}}
+                         for name in ("alice", "mallory")],
+            "current-context": "alice"}))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KUBE")}
+        env["HOME"] = str(self.tmp)
+
+        def kubectl(user, *args):
+            return subprocess.run(
+                [shutil.which("kubectl"), "--kubeconfig", str(kubeconfig), "--context", user,
+                 "--cache-dir", str(self.tmp / f"cache-{user}"), "--request-timeout", "20s",
+                 *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, timeout=60)
+
+        result = kubectl("alice", "get", "samples")
+        self.assertEqual((result.returncode, result.stdout.decode()),
+                         (0, "NAME      AGE\nsample1   <unknown>\n"), result.stderr.decode())
+        result = kubectl("mallory", "get", "samples")
+        self.assertEqual(result.returncode, 1)
+        self.assertEqual(result.stderr.decode(),
+                         'Error from server (Forbidden): samples.sample-api-server is forbidden: '
+                         'User "mallory" cannot list resource "samples" in API group '
+                         '"sample-api-server" in the namespace "default"\n')
 
     def test_watch_streams_through_both_proxies(self):
         stream = harness.StreamingCurl(
