@@ -5,6 +5,10 @@
 #include <openssl/x509.h>
 
 #include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
 
 #include "k8s/header_map.h"
 #include "k8s/user_info.h"
@@ -14,9 +18,46 @@ namespace aaproxy {
 // The client certificates as the TLS layer saw them. `chain` is what SSL_get_peer_cert_chain
 // returns on the server side: it may or may not start with the leaf; both are handled. A null
 // leaf means the client sent no certificate. Borrowed: the TLS connection owns them.
+class PeerVerificationCache;
+
 struct PeerCertificates {
   X509* leaf = nullptr;
   STACK_OF(X509) * chain = nullptr;
+  // Optional: the connection's memory of earlier verifications (see below).
+  PeerVerificationCache* verification_cache = nullptr;
+};
+
+// Certificate verification outcomes for one TLS connection. A connection's peer certificates
+// never change, so a chain verified against one CA pool stays verified for that pool; keying by
+// the pool's unique id means a CA rotation (a new pool) always verifies afresh. Entries expire
+// after a minute (and a success no later than the leaf's notAfter) so that time-based failures
+// are noticed on long-lived connections. Owned by the connection and used only on its thread.
+class PeerVerificationCache {
+ public:
+  const absl::Status* find(uint64_t pool_id, absl::Time now) const {
+    for (const Entry& e : entries_) {
+      if (e.pool_id == pool_id && now < e.valid_until) {
+        return &e.status;
+      }
+    }
+    return nullptr;
+  }
+  void store(uint64_t pool_id, absl::Status status, absl::Time valid_until) {
+    std::erase_if(entries_, [pool_id](const Entry& e) { return e.pool_id == pool_id; });
+    if (entries_.size() >= kMaxEntries) {
+      entries_.erase(entries_.begin());
+    }
+    entries_.push_back({pool_id, std::move(status), valid_until});
+  }
+
+ private:
+  static constexpr size_t kMaxEntries = 4;  // a client CA and a request-header CA, plus a rotation
+  struct Entry {
+    uint64_t pool_id;
+    absl::Status status;
+    absl::Time valid_until;
+  };
+  std::vector<Entry> entries_;
 };
 
 struct AuthenticationRequest {

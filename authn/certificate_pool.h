@@ -1,6 +1,8 @@
 // A parsed PEM CA bundle (Go's x509.CertPool built by client-go's cert.ParseCertsPEM).
 #pragma once
 
+#include <atomic>
+
 #include <memory>
 #include <string_view>
 #include <vector>
@@ -25,11 +27,20 @@ class CertificatePool {
   // X509_STORE is internally locked, so one pool verifies concurrently from many threads.
   X509_STORE* store() const { return store_.get(); }
 
+  // Unique per pool for the life of the process (addresses can be reused; ids are not).
+  uint64_t id() const { return id_; }
+
  private:
   CertificatePool() = default;
 
   std::vector<X509Ptr> certificates_;
   X509StorePtr store_;
+  uint64_t id_ = nextId();
+
+  static uint64_t nextId() {
+    static std::atomic<uint64_t> next{1};
+    return next.fetch_add(1, std::memory_order_relaxed);
+  }
 };
 
 }  // namespace aaproxy

@@ -254,8 +254,44 @@ absl::Status checkAllowedCommonName(X509* leaf, const std::vector<std::string>& 
       absl::StrCat("x509: subject with cn=", cn, " is not in the allowed list"));
 }
 
+namespace {
+
+absl::Status verifyUncached(const CertificatePool& roots, const PeerCertificates& peer,
+                            absl::Time now);
+
+// How long a verification outcome is reused on one connection.
+constexpr absl::Duration kPeerVerificationTtl = absl::Minutes(1);
+
+}  // namespace
+
 absl::Status verifyClientCertificate(const CertificatePool& roots, const PeerCertificates& peer,
                                      absl::Time now) {
+  if (peer.verification_cache == nullptr || peer.leaf == nullptr) {
+    return verifyUncached(roots, peer, now);
+  }
+  if (const absl::Status* cached = peer.verification_cache->find(roots.id(), now)) {
+    return *cached;
+  }
+  absl::Status status = verifyUncached(roots, peer, now);
+  absl::Time valid_until = now + kPeerVerificationTtl;
+  if (status.ok()) {
+    int days = 0;
+    int seconds = 0;
+    ASN1_TIME* now_asn1 = ASN1_TIME_set(nullptr, absl::ToTimeT(now));
+    if (now_asn1 != nullptr &&
+        ASN1_TIME_diff(&days, &seconds, now_asn1, X509_get0_notAfter(peer.leaf)) == 1) {
+      valid_until = std::min(valid_until, now + absl::Hours(24) * days + absl::Seconds(seconds));
+    }
+    ASN1_TIME_free(now_asn1);
+  }
+  peer.verification_cache->store(roots.id(), status, valid_until);
+  return status;
+}
+
+namespace {
+
+absl::Status verifyUncached(const CertificatePool& roots, const PeerCertificates& peer,
+                            absl::Time now) {
   if (peer.leaf == nullptr) {
     return absl::InvalidArgumentError("no client certificate");
   }
@@ -350,4 +386,5 @@ absl::Status verifyClientCertificate(const CertificatePool& roots, const PeerCer
   return absl::OkStatus();
 }
 
+}  // namespace
 }  // namespace aaproxy

@@ -47,6 +47,37 @@ TEST_F(X509VerifierTest, ValidClientCertificate) {
   EXPECT_TRUE(verify(leaf).ok()) << verify(leaf);
 }
 
+TEST_F(X509VerifierTest, ConnectionCacheReusesAnOutcomeOnlyForTheSamePool) {
+  TestCertificate leaf = makeCertificate(clientSpec("client_cn"), &root_);
+  PeerVerificationCache cache;
+  PeerCertificates peer{leaf.cert.get(), nullptr, &cache};
+  absl::Time now = absl::Now();
+  ASSERT_TRUE(verifyClientCertificate(*pool_, peer, now).ok());
+
+  // The same pool within the minute: the cached success.
+  TestCertificate other_root = makeCertificate(caSpec("OTHER CA"));
+  auto other_pool = *CertificatePool::fromPem(other_root.pem());
+  EXPECT_TRUE(verifyClientCertificate(*pool_, peer, now + absl::Seconds(30)).ok());
+  // A different pool (a CA rotation) is verified afresh, and fails.
+  EXPECT_EQ(verifyClientCertificate(*other_pool, peer, now + absl::Seconds(30)).message(),
+            kUnknownAuthority);
+  // A minute later the original pool is verified again.
+  EXPECT_TRUE(verifyClientCertificate(*pool_, peer, now + absl::Seconds(61)).ok());
+}
+
+TEST_F(X509VerifierTest, ConnectionCacheNeverOutlivesTheLeaf) {
+  CertificateSpec spec = clientSpec("short_lived");
+  spec.notAfter = absl::Now() + absl::Seconds(10);
+  TestCertificate leaf = makeCertificate(spec, &root_);
+  PeerVerificationCache cache;
+  PeerCertificates peer{leaf.cert.get(), nullptr, &cache};
+  absl::Time now = absl::Now();
+  ASSERT_TRUE(verifyClientCertificate(*pool_, peer, now).ok());
+  absl::Status later = verifyClientCertificate(*pool_, peer, now + absl::Seconds(20));
+  EXPECT_FALSE(later.ok());
+  EXPECT_NE(later.message().find("certificate has expired"), absl::string_view::npos) << later;
+}
+
 TEST_F(X509VerifierTest, SelfSignedIsUnknownAuthority) {
   auto self = makeCertificate(clientSpec("self1"));
   EXPECT_EQ(verify(self).message(), kUnknownAuthority);

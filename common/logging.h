@@ -8,6 +8,8 @@ namespace aaproxy {
 
 // Set once from --v at start-up; read on every VLOG.
 inline std::atomic<int> g_log_verbosity{0};
+// --logging-format=json: one JSON object per line instead of klog's text header.
+inline std::atomic<bool> g_log_json{false};
 
 class LogMessage {
  public:

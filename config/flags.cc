@@ -279,6 +279,24 @@ const std::vector<FlagSpec>& flagTable() {
          o.max_request_line_bytes = static_cast<size_t>(n);
          return s;
        }},
+      {"healthz-port", false, "int", "0",
+       "If non-zero, also serve /healthz, /livez and /readyz over plain HTTP on this port, without "
+       "authentication (for kubelet probes).",
+       [](ProxyOptions& o, std::string_view v) { return parseInt(v, 0, 65535, o.healthz_port); }},
+      {"healthz-bind-address", false, "ip", "0.0.0.0", "The IP address for --healthz-port.",
+       [](ProxyOptions& o, std::string_view v) {
+         o.healthz_bind_address = std::string(v);
+         return absl::OkStatus();
+       }},
+      {"logging-format", false, "string", "text",
+       "Log format: text (klog's header format) or json (one JSON object per line).",
+       [](ProxyOptions& o, std::string_view v) -> absl::Status {
+         if (v != "text" && v != "json") {
+           return invalid(v, "is not a logging format (text, json)");
+         }
+         o.logging_format = std::string(v);
+         return absl::OkStatus();
+       }},
       {"shutdown-grace-period", false, "duration", "25s",
        "On SIGTERM: readiness fails at once, the listener closes, and in-flight requests get this long "
        "to finish before the remaining connections (watches, tunnels) are closed.",

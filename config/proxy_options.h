@@ -75,6 +75,11 @@ struct ProxyOptions {
   size_t max_header_bytes = 1 << 20;
   size_t max_request_line_bytes = 64 << 10;
 
+  // Plain-HTTP health port for kubelet probes; 0 = off.
+  int healthz_port = 0;
+  std::string healthz_bind_address = "0.0.0.0";
+  std::string logging_format = "text";  // "text" (klog) or "json"
+
   // Lifecycle.
   absl::Duration shutdown_grace_period = absl::Seconds(25);
   absl::Duration tls_reload_interval = absl::Seconds(10);

@@ -13,11 +13,16 @@
 
 namespace aaproxy {
 
+class PeerVerificationCache;  // authn/authenticator.h
+
 // What the TLS layer knows about the client.
 struct ConnectionInfo {
   std::string peer_ip;
   X509* peer_leaf = nullptr;              // owned by the SSL session; null without a client cert
   STACK_OF(X509)* peer_chain = nullptr;   // presented intermediates (server side: without the leaf)
+  // Per-connection memory that admission may use to avoid re-verifying the same certificates
+  // on every request (an authn::PeerVerificationCache); null when the connection has none.
+  PeerVerificationCache* verification_cache = nullptr;
 };
 
 struct AdmissionVerdict {

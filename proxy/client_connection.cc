@@ -300,11 +300,13 @@ int ClientConnection::onRequestMessageComplete(http_parser* p) {
 
 void ClientConnection::startAdmission() {
   phase_ = Phase::kAdmitting;
+  audit_id_ = std::string(head_.headers.get("Audit-ID").value_or(""));
   evtimer_del(timer_.get());
   ConnectionInfo info;
   info.peer_ip = peer_ip_;
   info.peer_leaf = peer_leaf_.get();
   info.peer_chain = peer_chain_;
+  info.verification_cache = &verification_cache_;
   uint64_t seq = ++request_seq_;
   std::weak_ptr<ClientConnection> weak = weak_from_this();
   worker_.admission().admit(head_, info, worker_.loop(),
@@ -709,6 +711,7 @@ void ClientConnection::finishCycle() {
   upstream_request_.clear();
   user_name_.clear();
   metrics_verb_.clear();
+  audit_id_.clear();
   response_started_ = false;
   response_complete_ = false;
   response_bytes_seen_ = false;
@@ -787,9 +790,10 @@ void ClientConnection::logRequest(int status) {
   constexpr size_t kMaxLoggedTarget = 256;
   std::string_view target = head_.target;
   AA_VLOG(2) << "\"" << head_.method << " " << target.substr(0, kMaxLoggedTarget)
-             << (target.size() > kMaxLoggedTarget ? "..." : "") << "\" user=\"" << user_name_
-             << "\" status=" << status << " latency="
-             << absl::FormatDuration(absl::Now() - request_start_) << " client=" << peer_ip_;
+             << (target.size() > kMaxLoggedTarget ? "..." : "") << "\" verb=" << verb << " user=\""
+             << user_name_ << "\" status=" << status
+             << " latency=" << absl::FormatDuration(absl::Now() - request_start_)
+             << " audit-id=\"" << audit_id_ << "\" client=" << peer_ip_;
 }
 
 const http_parser_settings& ClientConnection::requestSettings() {

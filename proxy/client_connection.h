@@ -8,6 +8,7 @@
 #include <string>
 
 #include "absl/time/time.h"
+#include "authn/authenticator.h"
 #include "proxy/admission.h"
 #include "proxy/http_message.h"
 #include "proxy/libevent_handles.h"
@@ -100,6 +101,7 @@ class ClientConnection : public UpstreamConnection::Handler,
   std::string peer_ip_;
   X509Ptr peer_leaf_;
   STACK_OF(X509)* peer_chain_ = nullptr;  // owned by the SSL session
+  PeerVerificationCache verification_cache_;
   bool handshake_done_ = false;
   EventPtr timer_;
   Phase phase_ = Phase::kAwaitingRequest;
@@ -123,6 +125,7 @@ class ClientConnection : public UpstreamConnection::Handler,
   absl::Time request_start_;
   std::string user_name_;
   std::string metrics_verb_;  // the Kubernetes verb once known, upper case
+  std::string audit_id_;      // the aggregator's Audit-ID, for the access log
 
   // Response side.
   std::unique_ptr<UpstreamConnection> upstream_;

@@ -276,7 +276,8 @@ void DelegatedAdmission::Impl::admit(RequestHead& head, const ConnectionInfo& co
   }
   request->info = *std::move(info);
 
-  AuthenticationRequest authn_request{head.headers, {connection.peer_leaf, connection.peer_chain}};
+  AuthenticationRequest authn_request{
+      head.headers, {connection.peer_leaf, connection.peer_chain, connection.verification_cache}};
   ChainDecision decision = snap->chain.authenticate(authn_request);
   request->impersonation = planImpersonation(head.headers);
   // Credentials, identity and impersonation headers never travel further, whatever the outcome.

@@ -25,6 +25,7 @@
 #include "kube/kube_transport.h"
 #include "proxy/authentication_sources.h"
 #include "proxy/delegated_admission.h"
+#include "proxy/health_server.h"
 #include "proxy/server.h"
 #include "proxy/tls_context.h"
 #include "proxy/tls_reloader.h"
@@ -105,6 +106,7 @@ int run(int argc, char** argv) {
   }
   ProxyOptions options = std::move(command_line->options);
   g_log_verbosity.store(options.verbosity);
+  g_log_json.store(options.logging_format == "json");
 
   // http-parser's own header limit must not be tighter than ours (it counts the request line).
   http_parser_set_max_header_size(
@@ -178,12 +180,22 @@ int run(int argc, char** argv) {
     return fail(s.message());
   }
 
-  // The control loop talks to kube-apiserver for the ConfigMap; workers never wait on it.
+  // The control loop talks to kube-apiserver for the ConfigMap and serves the plain health port;
+  // workers never wait on it.
   EventLoop control;
+  std::unique_ptr<HealthServer> health_server;
+  if (options.healthz_port != 0) {
+    health_server = std::make_unique<HealthServer>(control.base(), state->health());
+    if (absl::Status s = health_server->listen(options.healthz_bind_address, options.healthz_port);
+        !s.ok()) {
+      return fail(s.message());
+    }
+  }
   std::unique_ptr<ApiServerClient> control_client;
   std::unique_ptr<ConfigMapSource> configmap;
   const bool lookup = *authn_transport && !options.authentication_skip_lookup &&
                       (options.client_ca_file.empty() || options.requestheader_client_ca_file.empty());
+  control.start();
   if (lookup) {
     state->health().setAuthenticationConfigLoaded(false);
     control_client = std::make_unique<ApiServerClient>(control.base(), *authn_transport);
@@ -202,7 +214,6 @@ int run(int argc, char** argv) {
         });
     std::promise<absl::Status> started;
     control.post([&] { configmap->start([&started](absl::Status s) { started.set_value(s); }); });
-    control.start();
     absl::Status s = started.get_future().get();
     if (!s.ok()) {
       control.stop();
@@ -265,11 +276,13 @@ int run(int argc, char** argv) {
   (*server)->drain(options.shutdown_grace_period);
   (*server)->stop();
   (*server)->wait();
-  if (configmap) {
-    control.post([&] { configmap.reset(); control_client.reset(); });
-    control.stop();
-    control.join();
-  }
+  control.post([&] {
+    configmap.reset();
+    control_client.reset();
+    health_server.reset();
+  });
+  control.stop();
+  control.join();
   AA_LOG(I) << "shut down cleanly";
   return 0;
 }
