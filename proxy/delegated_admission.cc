@@ -275,6 +275,14 @@ void DelegatedAdmission::Impl::admit(RequestHead& head, const ConnectionInfo& co
     return;
   }
   request->info = *std::move(info);
+  if (absl::Status timeout = checkRequestTimeoutParameter(request->info, head.target); !timeout.ok()) {
+    AdmissionVerdict v = AdmissionVerdict::respond(
+        400, failureStatusJson(400, "BadRequest", std::string(timeout.message()), std::nullopt,
+                               request->style));
+    v.verb = upperVerb(request->info);
+    request->done(std::move(v));
+    return;
+  }
 
   AuthenticationRequest authn_request{
       head.headers, {connection.peer_leaf, connection.peer_chain, connection.verification_cache}};
