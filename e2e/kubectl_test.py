@@ -18,6 +18,7 @@ kubectl users (one context each, namespace default):
   carol  bearer token, reviewed as carol / [dev]     allowed (group dev)
   dave   bearer token, reviewed as dave / [guests]   discovery only: listing samples is denied
   eve    client certificate CN=eve O=guests          discovery only: listing samples is denied
+carol may also impersonate eve (`kubectl --as eve`), and no one else.
 
 kubectl needs discovery before `kubectl get samples`: GET /api (the sample backend answers 404,
 which client-go's discovery tolerates, as for very old servers), GET /apis (the backend's
@@ -68,7 +69,12 @@ POLICY = {
         [{"group": "dev", "verb": verb, "apiGroup": "sample-api-server", "resource": "samples",
           "subresource": "", "allowed": True} for verb in ("get", "list", "watch")] +
         [{"group": "system:authenticated", "path": path, "verb": "get", "allowed": True}
-         for path in DISCOVERY_PATHS]),
+         for path in DISCOVERY_PATHS] +
+        # carol may act as eve (kubectl --as eve), and as nobody else. Users are impersonated
+        # in the core group "" (upstream's RBAC for it: apiGroups [""], resources ["users"]).
+        [{"user": "carol", "verb": "impersonate", "apiGroup": "",
+          "resource": "users", "subresource": "", "name": "eve", "namespace": "",
+          "allowed": True}]),
 }
 
 FORBIDDEN_LIST = ('Error from server (Forbidden): samples.sample-api-server is forbidden: '
@@ -271,6 +277,30 @@ class KubectlTest(harness.E2ETestCase):
         self.assertEqual(result.returncode, 1)
         self.assertEqual(result.stdout, b"")
         self.assertEqual(result.stderr.decode(), FORBIDDEN_LIST.format(user="dave") + "\n")
+
+    def test_impersonation_with_as(self):
+        # Allowed: carol acts as eve, who may discover but not list samples.
+        result = self.kubectl("carol", "--as", "eve", "get", "samples")
+        self.assertEqual(result.returncode, 1, result.stdout.decode())
+        self.assertEqual(result.stderr.decode(), FORBIDDEN_LIST.format(user="eve") + "\n")
+        sars = self.sars()
+        self.assertIn({"user": "carol", "groups": ["dev", "system:authenticated"],
+                       "uid": "carol-uid",
+                       "resourceAttributes": {"verb": "impersonate", "resource": "users",
+                                              "name": "eve"}}, sars)
+        # The list was authorized as eve alone (no groups asked for: system:authenticated).
+        self.assertIn(("eve", ["system:authenticated"]),
+                      [(spec["user"], spec.get("groups")) for spec in sars
+                       if (spec.get("resourceAttributes") or {}).get("verb") == "list"])
+        # Not allowed: carol may not act as alice.
+        result = self.kubectl("carol", "--as", "alice", "get", "--raw",
+                              GV + "/namespaces/default/samples")
+        self.assertEqual(result.returncode, 1, result.stdout.decode())
+        self.assertEqual(result.stderr.decode(),
+                         'Error from server (Forbidden): users "alice" is forbidden: User "carol" '
+                         'cannot impersonate resource "users" in API group "" at the cluster '
+                         'scope\n')
+        self.assertNotIn(f"GET {GV}/namespaces", self.backend.process.log_text())
 
     def test_unknown_token_is_unauthorized(self):
         config = json.loads(self.kubeconfig.read_text())
