@@ -302,6 +302,18 @@ class KubectlTest(harness.E2ETestCase):
                          'scope\n')
         self.assertNotIn(f"GET {GV}/namespaces", self.backend.process.log_text())
 
+    def test_repeated_requests_reuse_cached_reviews(self):
+        # Within the default cache TTLs (10 s), the same token is reviewed once and the same
+        # request authorized once, however many kubectl runs (new connections) ask.
+        for _ in range(3):
+            result = self.kubectl("carol", "get", "--raw", GV + "/namespaces/default/samples")
+            self.assertEqual((result.returncode, result.stdout), (0, LIST_DEFAULT),
+                             result.stderr.decode())
+        self.assertEqual([spec.get("token") for spec in self.token_reviews()], [CAROL_TOKEN])
+        lists = [spec for spec in self.sars()
+                 if (spec.get("resourceAttributes") or {}).get("verb") == "list"]
+        self.assertEqual(len(lists), 1, lists)
+
     def test_unknown_token_is_unauthorized(self):
         config = json.loads(self.kubeconfig.read_text())
         config["users"].append({"name": "nobody", "user": {"token": "not-a-known-token"}})
