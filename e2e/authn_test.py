@@ -79,12 +79,17 @@ class FrontProxyTest(AuthnTestCase):
         # Keys lowercased, unescaped, re-escaped as client-go does (%XX upper case, % itself too).
         self.assertEqual(extras, {"acme.com%2Fproject": ["p1", "p2"], "scopes": ["s1"],
                                   "bad%25zzkey": ["raw"]})
-        # The SubjectAccessReview carries the same identity, extras unescaped.
-        self.assertEqual(self.sar_specs(), [{
-            "nonResourceAttributes": {"path": HEADERS, "verb": "get"},
-            "user": "jane", "groups": ["g1", "g2, not split", "system:authenticated"],
-            "extra": {"acme.com/project": ["p1", "p2"], "bad%zzkey": ["raw"], "scopes": ["s1"]},
-            "uid": "uid-jane"}])
+        # The SubjectAccessReview carries the same identity, extras unescaped (exact bytes: Go
+        # field order, extra keys sorted, uid last).
+        self.assertEqual(self.sar_bodies(), [go_compact({
+            "kind": "SubjectAccessReview", "apiVersion": "authorization.k8s.io/v1",
+            "metadata": {}, "spec": {
+                "nonResourceAttributes": {"path": HEADERS, "verb": "get"},
+                "user": "jane", "groups": ["g1", "g2, not split", "system:authenticated"],
+                "extra": {"acme.com/project": ["p1", "p2"], "bad%zzkey": ["raw"],
+                          "scopes": ["s1"]},
+                "uid": "uid-jane"},
+            "status": {"allowed": False}})])
 
     def test_first_username_header_value_wins_and_groups_keep_order(self):
         result = self.as_front_proxy(HEADERS, "first", ["b", "a"],
@@ -304,6 +309,12 @@ class TokenTest(AuthnTestCase):
         self.assertEqual([r.status for r in results], [200] * 50)
         self.assertEqual(sum(r.num_connects for r in results), 50, "50 separate connections")
         self.assertEqual(len(self.token_reviews()), 1)
+        cache = "aaproxy_token_review_cache_total"
+        self.assertEqual(self.metric(cache, 'result="miss"'), 1)
+        self.assertGreater(self.metric(cache, 'result="coalesced"'), 0,
+                           "requests waited for the one TokenReview in flight")
+        self.assertEqual(self.metric(cache, 'result="coalesced"') +
+                         self.metric(cache, 'result="hit"'), 49)
 
     def test_token_never_appears_in_the_log(self):
         self.backend_headers(self.bearer(TINA_TOKEN))

@@ -156,6 +156,25 @@ class SubjectAccessReviewTest(AuthzTestCase):
                 self.assertEqual(result.header("X-Content-Type-Options"), "nosniff")
                 self.assertEqual(self.sar_bodies(), [sar_body(spec)])
 
+    def test_anonymous_is_asked_about_and_named_in_the_403(self):
+        result = self.fetch(GV + "/namespaces/default/samples")
+        self.assertEqual(result.status, 403)
+        self.assertEqual(result.body, go_compact(forbidden(
+            'samples.sample-api-server is forbidden: User "system:anonymous" cannot list '
+            'resource "samples" in API group "sample-api-server" in the namespace "default"',
+            SAMPLE_DETAILS)))
+        self.assertEqual(self.sar_bodies(), [sar_body({
+            "resourceAttributes": {"namespace": "default", "verb": "list", **SAMPLES},
+            "user": "system:anonymous", "groups": ["system:unauthenticated"]})])
+
+    def test_user_name_is_go_quoted_and_html_escaped_in_the_403(self):
+        result = self.as_front_proxy(GV + "/namespaces/default/samples", 'eve<b>&"x')
+        self.assertEqual(result.status, 403)
+        self.assertEqual(result.body, go_compact(forbidden(
+            'samples.sample-api-server is forbidden: User "eve&lt;b&gt;&amp;\\"x" cannot list '
+            'resource "samples" in API group "sample-api-server" in the namespace "default"',
+            SAMPLE_DETAILS)))
+
     def test_403_pretty_for_curl(self):
         result = self.as_alice(GV + "/namespaces/default/samples/s1", headers=())
         self.assertEqual(result.status, 403)
@@ -239,6 +258,12 @@ class AllowTest(AuthzTestCase):
         self.assertEqual([r.body for r in results], [LIST_DEFAULT] * 200)
         self.assertEqual(len(self.sar_bodies()), 1)
         self.assertLess(elapsed, 20, "the slow SAR was waited for once, not 200 times")
+        cache = "aaproxy_subject_access_review_cache_total"
+        self.assertEqual(self.metric(cache, 'result="miss"'), 1)
+        self.assertGreater(self.metric(cache, 'result="coalesced"'), 0,
+                           "requests waited for the one SubjectAccessReview in flight")
+        self.assertEqual(self.metric(cache, 'result="coalesced"') +
+                         self.metric(cache, 'result="hit"'), 199)
 
 
 class SarFailureTest(AuthzTestCase):

@@ -52,14 +52,19 @@ def json_array(*values: str) -> str:
     return json.dumps(list(values))
 
 
+def _go_html_escape(text: str) -> str:
+    # encoding/json escapes <, > and & inside strings (they only occur inside strings here).
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
 def go_compact(obj) -> bytes:
     """encoding/json's Encoder output (dict order kept, trailing newline), ASCII inputs only."""
-    return json.dumps(obj, separators=(",", ":")).encode() + b"\n"
+    return _go_html_escape(json.dumps(obj, separators=(",", ":"))).encode() + b"\n"
 
 
 def go_pretty(obj) -> bytes:
     """json.MarshalIndent(obj, "", "  ") (no trailing newline), ASCII inputs only."""
-    return json.dumps(obj, indent=2, separators=(",", ": ")).encode()
+    return _go_html_escape(json.dumps(obj, indent=2, separators=(",", ": "))).encode()
 
 
 def values_of(headers: Sequence[Sequence[str]], name: str) -> List[str]:
@@ -257,6 +262,14 @@ class ClusterTestCase(harness.E2ETestCase):
     def backend_headers(self, result: harness.CurlResult) -> List[List[str]]:
         self.assertEqual(result.status, 200, f"{result.stderr} {result.text}")
         return json.loads(result.body)["headers"]
+
+    def metric(self, name: str, labels: str) -> float:
+        """One sample of the proxy's /metrics, read as system:masters (no SubjectAccessReview)."""
+        result = self.as_front_proxy("/metrics", "e2e-metrics-reader", ["system:masters"])
+        self.assertEqual(result.status, 200, result.text)
+        line = re.search(r"^" + re.escape(name + "{" + labels + "}") + r" (\S+)$", result.text,
+                         re.MULTILINE)
+        return float(line.group(1)) if line else 0.0
 
     def backend_request_count(self, path: str) -> int:
         """How many requests for `path` (exact, before any query) the backend logged."""
