@@ -313,6 +313,27 @@ class FrontProxyTest(harness.E2ETestCase):
         self.assertEqual(header_values(headers, "X-Remote-User"), ["alice"])
         self.assertEqual(header_values(headers, "X-Remote-Group"), ["dev", "system:authenticated"])
 
+    def test_aggregator_style_request_with_extras_and_masters_group(self):
+        # What kube-aggregator itself sends on the front-proxy connection: its availability
+        # probe as system:kube-aggregator in system:masters (always allowed, no policy rule),
+        # and user extras with percent-escaped keys.
+        identity = ["X-Remote-User: system:kube-aggregator", "X-Remote-Group: system:masters"]
+        result = self.direct(GV, self.pki.front_proxy_client, headers=identity)
+        self.assertEqual(result.status, 200, result.text)
+        headers = self.backend_headers(self.direct(
+            "/debug/headers", self.pki.front_proxy_client,
+            headers=identity + ["X-Remote-Extra-Acme.com%2Fproject: foo",
+                                "X-Remote-Extra-Acme.com%2Fproject: bar",
+                                "X-Remote-Extra-Scopes: a b"]))
+        self.assertEqual(header_values(headers, "X-Remote-User"), ["system:kube-aggregator"])
+        self.assertEqual(header_values(headers, "X-Remote-Group"),
+                         ["system:masters", "system:authenticated"])
+        # Keys are case-insensitive (lowercased by the authenticator) and escaped again on the
+        # way to the backend; header names compare case-insensitively.
+        self.assertEqual(header_values(headers, "X-Remote-Extra-acme.com%2Fproject"),
+                         ["foo", "bar"])
+        self.assertEqual(header_values(headers, "X-Remote-Extra-Scopes"), ["a b"])
+
     @unittest.skipIf(shutil.which("kubectl") is None, "no kubectl on PATH")
     def test_kubectl_through_both_proxies(self):
         kubeconfig = self.tmp / "kubectl.kubeconfig"
