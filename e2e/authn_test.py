@@ -98,6 +98,14 @@ class FrontProxyTest(AuthnTestCase):
         self.assertEqual(user, ["first"])
         self.assertEqual(groups, ["b", "a", "system:authenticated"])
 
+    def test_front_proxy_identity_wins_over_a_bearer_token(self):
+        result = self.as_front_proxy(HEADERS, "jane",
+                                     extras=[f"Authorization: Bearer {TINA_TOKEN}"])
+        headers = self.backend_headers(result)
+        self.assertEqual(identity(headers)[0], ["jane"])
+        self.assertEqual(values_of(headers, "Authorization"), [])
+        self.assertEqual(self.token_reviews(), [])
+
     def test_allowed_names_mismatch_is_401(self):
         before = self.backend_request_count(HEADERS)
         result = self.as_front_proxy(HEADERS, "jane", ["g1"], tls=self.tls(self.wrong_cn_proxy))
@@ -236,6 +244,14 @@ class X509Test(AuthnTestCase):
                 self.assertEqual(extras, {"authentication.kubernetes.io%2Fcredential-id":
                                           [self.credential_id(cert_key)]})
 
+    def test_certificate_wins_over_a_bearer_token(self):
+        result = self.fetch(HEADERS, tls=self.tls(self.pki.alice),
+                            headers=[KUBECTL, f"Authorization: Bearer {TINA_TOKEN}"])
+        headers = self.backend_headers(result)
+        self.assertEqual(identity(headers)[0], ["alice"])
+        self.assertEqual(values_of(headers, "Authorization"), [])
+        self.assertEqual(self.token_reviews(), [])
+
     def test_sar_carries_the_x509_identity(self):
         self.backend_headers(self.fetch(HEADERS, tls=self.tls(self.pki.alice)))
         self.assertEqual(self.sar_specs(), [{
@@ -333,6 +349,61 @@ class TokenTest(AuthnTestCase):
         self.write_policy(self.policy)
         user = identity(self.backend_headers(self.bearer(TINA_TOKEN)))[0]
         self.assertEqual(user, ["tina"])
+
+
+class TokenAudiencesTest(AuthnTestCase):
+    policy = {"sar": ALLOW_ALL_BUT_IMPERSONATION,
+              "tokens": {TINA_TOKEN: TINA,
+                         "e2e-token-other-audience": {"username": "otto",
+                                                      "audiences": ["someone-else"]}}}
+    proxy_flags = ("--authentication-token-audiences", "aa-proxy-e2e")
+
+    def test_audiences_are_sent_and_checked(self):
+        result = self.fetch(HEADERS, headers=[KUBECTL, f"Authorization: Bearer {TINA_TOKEN}"])
+        self.assertEqual(identity(self.backend_headers(result))[0], ["tina"])
+        self.assertEqual([json.loads(r["body"])["spec"] for r in self.token_reviews()],
+                         [{"token": TINA_TOKEN, "audiences": ["aa-proxy-e2e"]}])
+        result = self.fetch(HEADERS, headers=[KUBECTL,
+                                              "Authorization: Bearer e2e-token-other-audience"])
+        self.assertEqual((result.status, result.body), (401, UNAUTHORIZED))
+
+
+class CustomHeaderNamesTest(AuthnTestCase):
+    """Header names from the ConfigMap: read from the front proxy, stripped from everyone else."""
+
+    def setUp(self):
+        harness.E2ETestCase.setUp(self)
+        ClusterTestCase.setUp(self)  # files only; the ConfigMap is written before the start
+        data = self.default_configmap()
+        data["requestheader-username-headers"] = '["X-Custom-User", "X-Remote-User"]'
+        data["requestheader-group-headers"] = '["X-Custom-Group"]'
+        data["requestheader-extra-headers-prefix"] = '["X-Custom-Extra-"]'
+        data["requestheader-allowed-names"] = "[]"  # any CN the requestheader CA signed
+        self.write_configmap(data)
+        self.write_policy(self.policy)
+        self.start_cluster_proxy()
+
+    def test_configured_names_are_read(self):
+        result = self.fetch(HEADERS, tls=self.tls(self.wrong_cn_proxy), headers=[
+            KUBECTL, "X-Custom-User: kim", "X-Remote-User: ignored", "X-Custom-Group: c1",
+            "X-Remote-Group: not-a-group-here", "X-Custom-Extra-Color: red",
+            "X-Remote-Extra-Size: not-an-extra-here"])
+        user, _, groups, extras = identity(self.backend_headers(result))
+        self.assertEqual((user, groups), (["kim"], ["c1", "system:authenticated"]))
+        self.assertEqual(extras, {"color": ["red"]})
+
+    def test_second_username_header_is_a_fallback(self):
+        result = self.fetch(HEADERS, tls=self.aggregator, headers=[KUBECTL, "X-Remote-User: lee"])
+        self.assertEqual(identity(self.backend_headers(result))[0], ["lee"])
+
+    def test_configured_names_are_stripped_from_other_callers(self):
+        result = self.fetch(HEADERS, tls=self.tls(self.pki.alice), headers=[
+            KUBECTL, "X-Custom-User: system:admin", "X-Custom-Group: system:masters",
+            "X-Custom-Extra-Scopes: all", "x-custom-user: system:admin"])
+        headers = self.backend_headers(result)
+        self.assertEqual(identity(headers)[:3], (["alice"], [], ["dev", "system:authenticated"]))
+        for name, value in headers:
+            self.assertFalse(name.lower().startswith("x-custom-"), f"{name}: {value}")
 
 
 class LiveReloadTest(AuthnTestCase):

@@ -83,6 +83,16 @@ MATRIX = [
      resource_spec(verb="list", **SAMPLES),
      forbidden('samples.sample-api-server is forbidden: User "alice" cannot list resource '
                '"samples" in API group "sample-api-server" at the cluster scope', SAMPLE_DETAILS)),
+    # An empty namespace segment is a cluster-wide list (4b): the same spec as the GV/samples
+    # row above, so the cached decision answers (CACHED: no SAR is recorded).
+    ("GET", GV + "/namespaces//samples",
+     "CACHED",
+     forbidden('samples.sample-api-server is forbidden: User "alice" cannot list resource '
+               '"samples" in API group "sample-api-server" at the cluster scope', SAMPLE_DETAILS)),
+    # %2F is a separator in the decoded path RequestInfo splits (name "a", subresource "b").
+    ("GET", GV + "/namespaces/default/samples/a%2Fb",
+     resource_spec(namespace="default", verb="get", subresource="b", name="a", **SAMPLES),
+     forbidden(ns_message("get", "samples/b", name="a"), named("a"))),
     ("GET", "/api/v1/nodes/n1",
      resource_spec(verb="get", version="v1", resource="nodes", name="n1"),
      forbidden('nodes "n1" is forbidden: User "alice" cannot get resource "nodes" in API group '
@@ -154,7 +164,8 @@ class SubjectAccessReviewTest(AuthzTestCase):
                 self.assertEqual(result.body, go_compact(status))
                 self.assertEqual(result.header("Content-Type"), "application/json")
                 self.assertEqual(result.header("X-Content-Type-Options"), "nosniff")
-                self.assertEqual(self.sar_bodies(), [sar_body(spec)])
+                self.assertEqual(self.sar_bodies(),
+                                 [] if spec == "CACHED" else [sar_body(spec)])
 
     def test_anonymous_is_asked_about_and_named_in_the_403(self):
         result = self.fetch(GV + "/namespaces/default/samples")
@@ -223,6 +234,15 @@ class AllowTest(AuthzTestCase):
         self.assertEqual((result.status, result.body), (200, GET_TEAM_A_X))
         self.assertEqual([json.loads(b)["spec"]["resourceAttributes"]["verb"]
                           for b in self.sar_bodies()], ["list", "get"])
+
+    def test_the_path_is_forwarded_unchanged(self):
+        path = GV + "/namespaces/team-a/samples/x%2Fy"
+        result = self.as_alice(path)
+        self.assertNotIn(result.status, (401, 403, 500), result.text)
+        self.assertEqual(self.backend_request_count(path), 1)
+        self.assertEqual([json.loads(b)["spec"]["resourceAttributes"] for b in self.sar_bodies()],
+                         [{"namespace": "team-a", "verb": "get", **SAMPLES, "subresource": "y",
+                           "name": "x"}])
 
     def test_denied_one_but_allowed_neighbour(self):
         result = self.as_alice(GV + "/namespaces/team-a/samples/secret")
