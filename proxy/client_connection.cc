@@ -146,6 +146,22 @@ bool ClientConnection::forwardingBodyBlocked() const {
 }
 
 void ClientConnection::processDownstreamInput() {
+  for (;;) {
+    parseDownstreamInput();
+    if (!upstream_) {
+      return;
+    }
+    // Whatever parsing queued for the backend goes out now; if that made room under the
+    // watermark, parsing can go on at once.
+    bool blocked = forwardingBodyBlocked();
+    upstream_->flush();
+    if (!blocked || forwardingBodyBlocked()) {
+      return;
+    }
+  }
+}
+
+void ClientConnection::parseDownstreamInput() {
   if (phase_ == Phase::kTunnel) {
     if (upstream_) {
       pumpTunnel(bev_.get(), upstream_->bev());
@@ -447,6 +463,7 @@ void ClientConnection::connectUpstream() {
     return;
   }
   bufferevent_write(upstream_->bev(), upstream_request_.data(), upstream_request_.size());
+  upstream_->flush();
 }
 
 void ClientConnection::onUpstreamConnected() {}
@@ -741,6 +758,9 @@ void ClientConnection::enterTunnel() {
 void ClientConnection::pumpTunnel(bufferevent* from, bufferevent* to) {
   evbuffer* out = bufferevent_get_output(to);
   evbuffer_add_buffer(out, bufferevent_get_input(from));
+  if (upstream_ && to == upstream_->bev()) {
+    upstream_->flush();
+  }
   if (evbuffer_get_length(out) >= kBufferHighWatermark) {
     bufferevent_disable(from, EV_READ);  // re-enabled by `to`'s write callback
   }

@@ -74,7 +74,10 @@ class ClientConnection : public UpstreamConnection::Handler,
   static const http_parser_settings& requestSettings();
   static const http_parser_settings& responseSettings();
 
+  // Parses what the client sent (as far as the current request allows) and flushes what that
+  // queued for the backend.
   void processDownstreamInput();
+  void parseDownstreamInput();
   void processUpstreamInput();
   void startAdmission();
   void onAdmitted(AdmissionVerdict verdict);

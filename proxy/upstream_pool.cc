@@ -14,6 +14,20 @@
 
 namespace aaproxy {
 
+void UpstreamConnection::flush() {
+  if (!connected_) {
+    return;  // the connect completion writes what is queued
+  }
+  evbuffer* out = bufferevent_get_output(bev_.get());
+  if (evbuffer_get_length(out) == 0) {
+    return;
+  }
+  evbuffer_write(out, bufferevent_getfd(bev_.get()));
+  if (evbuffer_get_length(out) > 0) {
+    bufferevent_enable(bev_.get(), EV_WRITE);  // the write callback reports when it drains
+  }
+}
+
 void UpstreamConnection::onRead(bufferevent*, void* self) {
   auto* conn = static_cast<UpstreamConnection*>(self);
   if (conn->handler_ != nullptr) {
@@ -24,8 +38,12 @@ void UpstreamConnection::onRead(bufferevent*, void* self) {
   }
 }
 
-void UpstreamConnection::onWrite(bufferevent*, void* self) {
+void UpstreamConnection::onWrite(bufferevent* bev, void* self) {
   auto* conn = static_cast<UpstreamConnection*>(self);
+  if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+    // Back to optimistic writes: no writability interest while nothing is queued.
+    bufferevent_disable(bev, EV_WRITE);
+  }
   if (conn->handler_ != nullptr) {
     conn->handler_->onUpstreamDrained();
   }
@@ -39,6 +57,9 @@ void UpstreamConnection::onEvent(bufferevent* bev, short what, void* self) {
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));  // fails harmlessly on Unix sockets
     bufferevent_set_timeouts(bev, nullptr, nullptr);
+    if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+      bufferevent_disable(bev, EV_WRITE);
+    }
     if (conn->handler_ != nullptr) {
       conn->handler_->onUpstreamConnected();
     }
@@ -70,7 +91,7 @@ std::unique_ptr<UpstreamConnection> UpstreamPool::acquire(UpstreamConnection::Ha
     idle_.pop_front();
     conn->handler_ = &handler;
     conn->reused_ = true;
-    bufferevent_enable(conn->bev(), EV_READ | EV_WRITE);
+    bufferevent_enable(conn->bev(), EV_READ);
     return conn;
   }
   auto conn = std::make_unique<UpstreamConnection>();

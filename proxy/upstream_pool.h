@@ -27,6 +27,11 @@ class UpstreamConnection {
   };
 
   bufferevent* bev() const { return bev_.get(); }
+
+  // Writes what is buffered for the backend now, as far as the socket takes it, and asks for a
+  // writability event only for the rest. libevent's socket bufferevents otherwise always wait a
+  // loop turn (and two epoll_ctl calls) before writing.
+  void flush();
   bool connected() const { return connected_; }
   // True when this connection served an earlier exchange (it may have gone stale).
   bool reused() const { return reused_; }
