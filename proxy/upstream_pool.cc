@@ -22,7 +22,11 @@ void UpstreamConnection::flush() {
   if (evbuffer_get_length(out) == 0) {
     return;
   }
+  // Socket bufferevents freeze the front of their output buffer so only they drain it; thaw it
+  // for this write (single-threaded: nothing else touches the buffer meanwhile).
+  evbuffer_unfreeze(out, 1);
   evbuffer_write(out, bufferevent_getfd(bev_.get()));
+  evbuffer_freeze(out, 1);
   if (evbuffer_get_length(out) > 0) {
     bufferevent_enable(bev_.get(), EV_WRITE);  // the write callback reports when it drains
   }
