@@ -286,6 +286,35 @@ class AllowTest(AuthzTestCase):
                          self.metric(cache, 'result="hit"'), 199)
 
 
+class ImpersonationTest(AuthzTestCase):
+    policy = {"sar": [{"user": "alice", "verb": "impersonate", "allowed": True},
+                      {"path": "/debug/*", "allowed": True}]}
+
+    def test_allowed_impersonation_checks_each_piece_and_forwards_the_new_identity(self):
+        result = self.as_alice("/debug/headers", headers=[
+            KUBECTL, "Impersonate-User: bob", "Impersonate-Group: qa",
+            "Impersonate-Extra-Scopes: s"])
+        self.assertEqual(result.status, 200, result.text)
+        headers = json.loads(result.body)["headers"]
+        values = lambda name: [v for n, v in headers if n.lower() == name.lower()]
+        self.assertEqual(values("X-Remote-User"), ["bob"])
+        self.assertEqual(values("X-Remote-Group"), ["qa", "system:authenticated"])
+        self.assertEqual(values("X-Remote-Extra-Scopes"), ["s"])
+        self.assertEqual([n for n, _ in headers if n.lower().startswith("impersonate-")], [])
+        # One SAR per requested piece, as alice (users and groups in the core group, extras in
+        # authentication.k8s.io/v1 with the key as subresource), then the request as bob.
+        self.assertEqual(self.sar_bodies(), [
+            sar_body(resource_spec(verb="impersonate", resource="users", name="bob")),
+            sar_body(resource_spec(verb="impersonate", resource="groups", name="qa")),
+            sar_body(resource_spec(verb="impersonate", group="authentication.k8s.io",
+                                   version="v1", resource="userextras", subresource="scopes",
+                                   name="s")),
+            sar_body({"nonResourceAttributes": {"path": "/debug/headers", "verb": "get"},
+                      "user": "bob", "groups": ["qa", "system:authenticated"],
+                      "extra": {"scopes": ["s"]}}),
+        ])
+
+
 class SarFailureTest(AuthzTestCase):
     LIST = GV + "/namespaces/default/samples"
 
