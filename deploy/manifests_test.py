@@ -300,7 +300,8 @@ def check(docs, proxy_flags, backend_flags, variant):
     always_allow = args.get("authorization-always-allow-paths", "/healthz,/readyz,/livez").split(",")
     expect(args.get("anonymous-auth", "true") in ("true", "1", "t", "T", "TRUE", "True"),
            "--anonymous-auth=false makes kubelet's anonymous probes fail with 401")
-    for kind, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/livez")):
+    for kind, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/livez"),
+                       ("startupProbe", "/livez")):
         probe = proxy.get(kind)
         if not expect(probe and "httpGet" in probe, f"aa-proxy has no httpGet {kind}"):
             continue
@@ -470,6 +471,8 @@ MUTATIONS = [
      lambda d: kind(d, "APIService")["spec"]["service"].update(namespace="default")),
     ("readiness probe on another port", "readinessProbe port",
      lambda d: containers(d)[0]["aa-proxy"]["readinessProbe"]["httpGet"].update(port=8080)),
+    ("startup probe on another path", "startupProbe path",
+     lambda d: containers(d)[0]["aa-proxy"]["startupProbe"]["httpGet"].update(path="/healthz/x")),
     ("liveness probe over HTTP", "livenessProbe scheme is not HTTPS",
      lambda d: containers(d)[0]["aa-proxy"]["livenessProbe"]["httpGet"].update(scheme="HTTP")),
     ("probe path not always allowed", "not in --authorization-always-allow-paths",
