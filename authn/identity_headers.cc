@@ -97,4 +97,44 @@ void setIdentityHeaders(HeaderMap& headers, const UserInfo& user) {
   }
 }
 
+size_t stripWebSocketBearerProtocols(HeaderMap& headers) {
+  static constexpr std::string_view kPrefix = "base64url.bearer.authorization.k8s.io.";
+  size_t removed = 0;
+  HeaderMap rewritten;
+  bool changed = false;
+  for (const Header& h : headers.entries()) {
+    if (!equalsIgnoreCase(h.name, "Sec-WebSocket-Protocol")) {
+      rewritten.add(h.name, h.value);
+      continue;
+    }
+    std::string kept;
+    std::string_view rest = h.value;
+    while (!rest.empty()) {
+      size_t comma = rest.find(',');
+      std::string_view item = rest.substr(0, comma);
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+      while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+      while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+      if (item.substr(0, kPrefix.size()) == kPrefix) {
+        ++removed;
+        changed = true;
+        continue;
+      }
+      if (!item.empty()) {
+        kept += kept.empty() ? "" : ", ";
+        kept += item;
+      }
+    }
+    if (!kept.empty()) {
+      rewritten.add(h.name, kept);
+    } else {
+      changed = true;
+    }
+  }
+  if (changed) {
+    headers = std::move(rewritten);
+  }
+  return removed;
+}
+
 }  // namespace aaproxy

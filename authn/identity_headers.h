@@ -39,4 +39,9 @@ void setIdentityHeaders(HeaderMap& headers, const UserInfo& user);
 // itself, becomes %XX (uppercase hex). The inverse is url.PathUnescape after lowercasing.
 std::string escapeExtraHeaderKey(std::string_view key);
 
+// Removes bearer-token subprotocols (`base64url.bearer.authorization.k8s.io.<token>`) from every
+// Sec-WebSocket-Protocol line, dropping lines left empty: the token authenticated this hop and
+// must never reach the backend, whatever the authentication outcome. Returns how many were removed.
+size_t stripWebSocketBearerProtocols(HeaderMap& headers);
+
 }  // namespace aaproxy

@@ -112,5 +112,24 @@ TEST(SetIdentityHeadersTest, UppercaseExtraKeysComeBackLowercasedAsUpstream) {
             (std::map<std::string, std::vector<std::string>>{{"scopes", {"x"}}}));
 }
 
+TEST(StripWebSocketBearerProtocols, RemovesOnlyTokenProtocols) {
+  HeaderMap headers;
+  headers.add("Host", "h");
+  headers.add("Sec-WebSocket-Protocol",
+              "base64url.bearer.authorization.k8s.io.YWxpY2U, v4.channel.k8s.io");
+  headers.add("sec-websocket-protocol", "base64url.bearer.authorization.k8s.io.Ym9i");
+  EXPECT_EQ(stripWebSocketBearerProtocols(headers), 2u);
+  ASSERT_EQ(headers.size(), 2u);
+  EXPECT_EQ(headers.getAll("Sec-WebSocket-Protocol"),
+            (std::vector<std::string_view>{"v4.channel.k8s.io"}));
+}
+
+TEST(StripWebSocketBearerProtocols, LeavesOtherProtocolsAlone) {
+  HeaderMap headers;
+  headers.add("Sec-WebSocket-Protocol", "v5.channel.k8s.io,  v4.channel.k8s.io");
+  EXPECT_EQ(stripWebSocketBearerProtocols(headers), 0u);
+  EXPECT_EQ(headers.get("Sec-WebSocket-Protocol"), "v5.channel.k8s.io,  v4.channel.k8s.io");
+}
+
 }  // namespace
 }  // namespace aaproxy

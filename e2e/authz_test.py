@@ -331,12 +331,9 @@ class SarFailureTest(AuthzTestCase):
             self.as_alice(self.LIST),
             "webhook subject access review returned both allow and deny response")
 
-    @unittest.expectedFailure
     def test_sar_500_after_retries_is_500_with_the_apiserver_message(self):
-        # BUG (proxy/delegated_admission.cc Impl::decide): a non-2xx SAR answer becomes the error
-        # "SubjectAccessReview: unexpected HTTP 500"; upstream (client-go Result.Error()) turns a
-        # Status body into its message, so kube's own body reads
-        #   Internal Server Error: "<uri>": injected failure
+        # client-go's Result.Error() turns a non-2xx Status body into its message, so upstream's
+        # body reads   Internal Server Error: "<uri>": injected failure
         self.write_policy(dict(self.policy, failures={"subjectaccessreviews": {"status": 500}}))
         self.assert_internal_error(self.as_alice(self.LIST, timeout=30), "injected failure")
 

@@ -423,6 +423,21 @@ bool ClientConnection::serveLocalEndpoint() {
   return false;
 }
 
+void ClientConnection::endStreams() {
+  if (phase_ == Phase::kForwarding && response_started_ && !response_complete_) {
+    if (framing_ == BodyFraming::kChunked) {
+      // The terminating chunk: clients see a complete (if short) watch rather than an error.
+      bufferevent_write(bev_.get(), "0\r\n\r\n", 5);
+    }
+    logRequest(response_status_);
+    releaseUpstream(false);
+    closeAfterFlush();
+  } else if (phase_ == Phase::kTunnel) {
+    releaseUpstream(false);
+    closeAfterFlush();
+  }
+}
+
 void ClientConnection::drain() {
   draining_ = true;
   if (phase_ == Phase::kAwaitingRequest &&
@@ -457,9 +472,11 @@ void ClientConnection::connectUpstream() {
   response_parser_.data = this;
   response_paused_ = false;
   response_bytes_seen_ = false;
-  upstream_ = worker_.upstreamPool().acquire(*this);
+  std::string error;
+  upstream_ = worker_.upstreamPool().acquire(*this, error);
   if (!upstream_) {
-    onUpstreamClosed("cannot create a socket");
+    connect_failed_ = true;
+    onUpstreamClosed(error);
     return;
   }
   bufferevent_write(upstream_->bev(), upstream_request_.data(), upstream_request_.size());
@@ -485,7 +502,8 @@ void ClientConnection::onUpstreamClosed(const std::string& error) {
     closeAfterFlush();
     return;
   }
-  bool never_connected = upstream_ && !upstream_->connected();
+  bool never_connected = connect_failed_ || (upstream_ && !upstream_->connected());
+  connect_failed_ = false;
   bool stale_reuse = upstream_ && upstream_->reused() && !response_bytes_seen_ &&
                      request_body_sent_ == 0 && !head_.hasBody();
   if (!response_started_ && !response_bytes_seen_ && stale_reuse) {
@@ -729,6 +747,7 @@ void ClientConnection::finishCycle() {
   user_name_.clear();
   metrics_verb_.clear();
   audit_id_.clear();
+  request_logged_ = false;
   response_started_ = false;
   response_complete_ = false;
   response_bytes_seen_ = false;
@@ -788,6 +807,9 @@ void ClientConnection::closeNow() {
   if (!bev_) {
     return;
   }
+  if (response_started_ && !request_logged_) {
+    logRequest(response_status_);  // a response cut short (client gone, backend gone, shutdown)
+  }
   phase_ = Phase::kClosing;
   close_after_flush_ = false;
   evtimer_del(timer_.get());
@@ -804,6 +826,7 @@ void ClientConnection::closeNow() {
 }
 
 void ClientConnection::logRequest(int status) {
+  request_logged_ = true;
   std::string verb = metrics_verb_.empty() ? head_.method : metrics_verb_;
   ProxyMetrics::recordRequest(verb.empty() ? "UNKNOWN" : verb, status,
                               absl::ToDoubleSeconds(absl::Now() - request_start_));

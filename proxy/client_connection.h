@@ -30,6 +30,9 @@ class ClientConnection : public UpstreamConnection::Handler,
   // Closes now if idle, else after the response in flight (tunnels and watches run on until
   // the shutdown grace period ends).
   void drain();
+  // At the end of the grace period: ends a streamed response cleanly (terminating chunk) and
+  // closes tunnels, after flushing what is buffered.
+  void endStreams();
 
   // UpstreamConnection::Handler
   void onUpstreamConnected() override;
@@ -145,6 +148,8 @@ class ClientConnection : public UpstreamConnection::Handler,
   BodyFraming framing_ = BodyFraming::kNone;
   bool upstream_read_blocked_ = false;
   bool tunnel_pending_ = false;
+  bool connect_failed_ = false;
+  bool request_logged_ = false;
   int response_status_ = 0;
 };
 

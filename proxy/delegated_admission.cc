@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <chrono>
 
+#include <simdjson.h>
+
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -101,6 +103,22 @@ AdmissionVerdict fromHttpError(const HttpErrorResponse& error) {
 }
 
 std::string upperVerb(const RequestInfo& info) { return absl::AsciiStrToUpper(info.verb); }
+
+// The error client-go's Result.Error() reports for a non-2xx answer: a Status body's message,
+// else a generic text with the status code.
+std::string apiErrorMessage(const ApiResponse& response) {
+  simdjson::ondemand::parser parser;
+  simdjson::padded_string json(response.body);
+  simdjson::ondemand::document doc;
+  std::string_view kind;
+  std::string_view message;
+  if (!parser.iterate(json).get(doc) && !doc["kind"].get_string().get(kind) && kind == "Status" &&
+      !doc["message"].get_string().get(message) && !message.empty()) {
+    return std::string(message);
+  }
+  return absl::StrCat("the server responded with the status code ", response.status,
+                      " but did not return more information");
+}
 
 // What the asynchronous continuations need after the request head is gone.
 struct PendingRequest {
@@ -291,6 +309,7 @@ void DelegatedAdmission::Impl::admit(RequestHead& head, const ConnectionInfo& co
   // Credentials, identity and impersonation headers never travel further, whatever the outcome.
   stripIdentityHeaders(head.headers, snap->header_names);
   removeImpersonationHeaders(head.headers);
+  stripWebSocketBearerProtocols(head.headers);
 
   if (decision.kind == ChainDecision::Kind::kNeedsTokenReview) {
     reviewToken(state, loop, std::move(snap), std::move(decision), std::move(request));
@@ -337,8 +356,7 @@ void DelegatedAdmission::Impl::reviewToken(LoopState& state, Dispatcher& loop,
         if (!response.ok()) {
           result = TokenReviewResult::failed(std::string(response.status().message()));
         } else if (response->status != 200 && response->status != 201) {
-          result = TokenReviewResult::failed(
-              absl::StrCat("TokenReview: unexpected HTTP ", response->status));
+          result = TokenReviewResult::failed(apiErrorMessage(*response));
         } else if (absl::StatusOr<TokenReviewStatus> status =
                        parseTokenReviewResponse(response->body);
                    !status.ok()) {
@@ -438,8 +456,7 @@ void DelegatedAdmission::Impl::decide(LoopState& state, Dispatcher& loop, const 
         if (!response.ok()) {
           status = response.status();
         } else if (response->status != 200 && response->status != 201) {
-          status = absl::UnavailableError(
-              absl::StrCat("SubjectAccessReview: unexpected HTTP ", response->status));
+          status = absl::UnavailableError(apiErrorMessage(*response));
         } else {
           status = parseSubjectAccessReviewResponse(response->body);
         }

@@ -218,8 +218,7 @@ int run(int argc, char** argv) {
     if (!s.ok()) {
       control.stop();
       control.join();
-      return fail(absl::StrCat("unable to load configmap based request-header-client-ca-file: ",
-                               s.message()));
+      return fail(s.message());
     }
     state->health().setAuthenticationConfigLoaded(true);
   }
@@ -237,6 +236,7 @@ int run(int argc, char** argv) {
   if (!server.ok()) {
     return fail(server.status().message());
   }
+  state->health().setBackendReachable(probeBackend(options.upstream));
   for (Dispatcher* loop : (*server)->loops()) {
     admission->attachLoop(*loop);
   }

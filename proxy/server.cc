@@ -135,7 +135,23 @@ void ProxyServer::drain(absl::Duration grace) {
     }
     absl::SleepFor(absl::Milliseconds(20));
   }
-  AA_LOG(W) << "shutdown grace period over: closing the remaining connections";
+  AA_LOG(W) << "shutdown grace period over: ending the remaining streams and tunnels";
+  for (auto& worker : workers_) {
+    Worker* w = worker.get();
+    w->loop().post([w] { w->endStreams(); });
+  }
+  // A moment for the terminating chunks to be flushed before the loops stop.
+  absl::Time flush_deadline = absl::Now() + absl::Seconds(2);
+  while (absl::Now() < flush_deadline) {
+    size_t open = 0;
+    for (auto& worker : workers_) {
+      open += worker->openConnections();
+    }
+    if (open == 0) {
+      return;
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+  }
 }
 
 void ProxyServer::stop() {

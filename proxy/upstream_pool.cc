@@ -89,7 +89,8 @@ UpstreamPool::UpstreamPool(event_base* base, const UpstreamAddress& address,
 
 UpstreamPool::~UpstreamPool() = default;
 
-std::unique_ptr<UpstreamConnection> UpstreamPool::acquire(UpstreamConnection::Handler& handler) {
+std::unique_ptr<UpstreamConnection> UpstreamPool::acquire(UpstreamConnection::Handler& handler,
+                                                          std::string& error) {
   if (!idle_.empty()) {
     std::unique_ptr<UpstreamConnection> conn = std::move(idle_.front());
     idle_.pop_front();
@@ -132,9 +133,11 @@ std::unique_ptr<UpstreamConnection> UpstreamPool::acquire(UpstreamConnection::Ha
     }
   }
   if (rc != 0) {
-    // Reported through onEvent(ERROR) on the next loop iteration would be nicer, but libevent
-    // may already have called it; make sure the handler hears about it exactly once.
-    AA_VLOG(4) << "upstream connect to " << address_.display << " failed immediately";
+    // libevent reports refusals through the event callback, but other immediate failures
+    // (ENOENT for a missing socket file) only through the return value.
+    int err = EVUTIL_SOCKET_ERROR();
+    error = err != 0 ? evutil_socket_error_to_string(err) : "connect failed";
+    return nullptr;
   }
   return conn;
 }

@@ -57,7 +57,9 @@ class UpstreamPool {
   ~UpstreamPool();
 
   // An idle connection (already connected) or a new one being connected; `handler` gets its events.
-  std::unique_ptr<UpstreamConnection> acquire(UpstreamConnection::Handler& handler);
+  // Null when the connection fails at once (a Unix socket that does not exist); `error` says why.
+  std::unique_ptr<UpstreamConnection> acquire(UpstreamConnection::Handler& handler,
+                                              std::string& error);
   // Returns a connection whose exchange ended cleanly (response complete, request fully sent).
   void release(std::unique_ptr<UpstreamConnection> connection);
 

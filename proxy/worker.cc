@@ -100,6 +100,16 @@ void Worker::drain() {
   }
 }
 
+void Worker::endStreams() {
+  std::vector<std::shared_ptr<ClientConnection>> open;
+  for (auto& [ptr, conn] : connections_) {
+    open.push_back(conn);
+  }
+  for (auto& conn : open) {
+    conn->endStreams();
+  }
+}
+
 void Worker::shutdown() {
   listener_.reset();
   std::vector<std::shared_ptr<ClientConnection>> open;

@@ -70,6 +70,8 @@ class Worker {
 
   // Graceful: closes the listener and idle connections; busy ones close after their response.
   void drain();
+  // Ends streamed responses and tunnels cleanly (see ClientConnection::endStreams).
+  void endStreams();
   // Closes the listener and every connection; then the loop can stop.
   void shutdown();
 
