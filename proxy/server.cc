@@ -85,13 +85,8 @@ absl::StatusOr<std::unique_ptr<ProxyServer>> ProxyServer::create(
     server->workers_.push_back(std::move(worker));
   }
   ProxyServer* raw = server.get();
-  MetricsRegistry::global().gauge("aaproxy_open_connections", "Open client connections.", "", [raw] {
-    double open = 0;
-    for (const auto& worker : raw->workers_) {
-      open += static_cast<double>(worker->openConnections());
-    }
-    return open;
-  });
+  MetricsRegistry::global().gauge("aaproxy_open_connections", "Open client connections.", "",
+                                  [raw] { return static_cast<double>(raw->openConnections()); });
   return server;
 }
 
@@ -118,22 +113,33 @@ void ProxyServer::start() {
   }
 }
 
+size_t ProxyServer::openConnections() const {
+  size_t open = 0;
+  for (const auto& worker : workers_) {
+    open += worker->openConnections();
+  }
+  return open;
+}
+
+bool ProxyServer::waitForNoConnections(absl::Duration timeout) const {
+  absl::Time deadline = absl::Now() + timeout;
+  while (openConnections() != 0) {
+    if (absl::Now() >= deadline) {
+      return false;
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return true;
+}
+
 void ProxyServer::drain(absl::Duration grace) {
   shared_->health().setShuttingDown();
   for (auto& worker : workers_) {
     Worker* w = worker.get();
     w->loop().post([w] { w->drain(); });
   }
-  absl::Time deadline = absl::Now() + grace;
-  while (absl::Now() < deadline) {
-    size_t open = 0;
-    for (auto& worker : workers_) {
-      open += worker->openConnections();
-    }
-    if (open == 0) {
-      return;
-    }
-    absl::SleepFor(absl::Milliseconds(20));
+  if (waitForNoConnections(grace)) {
+    return;
   }
   AA_LOG(W) << "shutdown grace period over: ending the remaining streams and tunnels";
   for (auto& worker : workers_) {
@@ -141,17 +147,7 @@ void ProxyServer::drain(absl::Duration grace) {
     w->loop().post([w] { w->endStreams(); });
   }
   // A moment for the terminating chunks to be flushed before the loops stop.
-  absl::Time flush_deadline = absl::Now() + absl::Seconds(2);
-  while (absl::Now() < flush_deadline) {
-    size_t open = 0;
-    for (auto& worker : workers_) {
-      open += worker->openConnections();
-    }
-    if (open == 0) {
-      return;
-    }
-    absl::SleepFor(absl::Milliseconds(20));
-  }
+  waitForNoConnections(absl::Seconds(2));
 }
 
 void ProxyServer::stop() {

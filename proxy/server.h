@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "proxy/worker.h"
 
 namespace aaproxy {
@@ -27,7 +28,12 @@ class ProxyServer {
   void stop();
   void wait();
 
+  // Open client connections across the workers; readable from any thread.
+  size_t openConnections() const;
+
  private:
+  bool waitForNoConnections(absl::Duration timeout) const;
+
   ProxyServer() = default;
 
   std::unique_ptr<SharedProxyState> shared_;
