@@ -18,6 +18,7 @@
 #include <future>
 
 #include "common/logging.h"
+#include "common/metrics.h"
 #include "config/kubeconfig.h"
 #include "config/flags.h"
 #include "kube/apiserver_client.h"
@@ -179,6 +180,34 @@ int run(int argc, char** argv) {
   if (absl::Status s = authentication.refreshFiles(); !s.ok()) {
     return fail(s.message());
   }
+  MetricsRegistry& metrics = MetricsRegistry::global();
+  const char* reloads_help = "Reloads of the extension-apiserver-authentication ConfigMap by result.";
+  Counter& configmap_reloads_ok = metrics.counter("aaproxy_authentication_config_reloads_total",
+                                                  reloads_help, "result=\"success\"");
+  Counter& configmap_reloads_failed = metrics.counter(
+      "aaproxy_authentication_config_reloads_total", reloads_help, "result=\"failure\"");
+  const char* tls_reloads_help = "Reloads of the serving certificate and CA files by result.";
+  Counter& tls_reloads_ok =
+      metrics.counter("aaproxy_tls_reloads_total", tls_reloads_help, "result=\"success\"");
+  Counter& tls_reloads_failed =
+      metrics.counter("aaproxy_tls_reloads_total", tls_reloads_help, "result=\"failure\"");
+  const char* expiry_help =
+      "Earliest notAfter (Unix seconds) of the serving certificate and of each trusted CA bundle.";
+  metrics.gauge("aaproxy_certificate_expiration_timestamp_seconds", expiry_help,
+                "certificate=\"serving\"", [state] {
+                  std::shared_ptr<const ServerTlsContext> tls = state->tls();
+                  return tls ? earliestExpiry(tls->certificatePem()).value_or(0) : 0;
+                });
+  metrics.gauge("aaproxy_certificate_expiration_timestamp_seconds", expiry_help,
+                "certificate=\"client-ca\"", [&authentication] {
+                  std::optional<std::string> pem = authentication.effective().clientCaPem;
+                  return pem ? earliestExpiry(*pem).value_or(0) : 0;
+                });
+  metrics.gauge("aaproxy_certificate_expiration_timestamp_seconds", expiry_help,
+                "certificate=\"requestheader-client-ca\"", [&authentication] {
+                  std::optional<std::string> pem = authentication.effective().requestHeaderCaPem;
+                  return pem ? earliestExpiry(*pem).value_or(0) : 0;
+                });
 
   // The control loop talks to kube-apiserver for the ConfigMap and serves the plain health port;
   // workers never wait on it.
@@ -204,11 +233,15 @@ int run(int argc, char** argv) {
     cm_options.tolerate_lookup_failure = options.authentication_tolerate_lookup_failure;
     cm_options.log = [](std::string_view message) { AA_LOG(I) << message; };
     configmap = std::make_unique<ConfigMapSource>(
-        *control_client, cm_options, [&authentication, state](const ConfigMapData& data) {
+        *control_client, cm_options,
+        [&authentication, state, &configmap_reloads_ok, &configmap_reloads_failed](
+            const ConfigMapData& data) {
           if (absl::Status s = authentication.onConfigMap(data); !s.ok()) {
+            configmap_reloads_failed.inc();
             AA_LOG(E) << "keeping the previous authentication configuration: " << s;
             return;
           }
+          configmap_reloads_ok.inc();
           state->health().setAuthenticationConfigLoaded(true);
           AA_LOG(I) << "loaded kube-system/extension-apiserver-authentication";
         });
@@ -261,8 +294,10 @@ int run(int argc, char** argv) {
       }
       uint64_t before = tls_reloader.reloads();
       if (absl::Status s = tls_reloader.reloadIfChanged(force); !s.ok()) {
+        tls_reloads_failed.inc();
         AA_LOG(E) << "reloading TLS files failed, keeping the current certificates: " << s;
       } else if (tls_reloader.reloads() != before) {
+        tls_reloads_ok.inc();
         AA_LOG(I) << "reloaded the serving certificate and client CA files";
       }
     }

@@ -69,6 +69,22 @@ absl::StatusOr<std::vector<X509Ptr>> parsePemCertificates(std::string_view pem) 
   return certs;
 }
 
+std::optional<double> earliestExpiry(std::string_view pem) {
+  absl::StatusOr<std::vector<X509Ptr>> certs = parsePemCertificates(pem);
+  if (!certs.ok()) {
+    return std::nullopt;
+  }
+  std::optional<double> earliest;
+  for (const X509Ptr& cert : *certs) {
+    tm t{};
+    if (ASN1_TIME_to_tm(X509_get0_notAfter(cert.get()), &t) == 1) {
+      double seconds = static_cast<double>(timegm(&t));
+      earliest = earliest.has_value() ? std::min(*earliest, seconds) : seconds;
+    }
+  }
+  return earliest;
+}
+
 absl::StatusOr<std::pair<std::string, std::string>> generateSelfSignedCertificate(
     const std::string& common_name) {
   EvpPkeyPtr key(EVP_EC_gen("P-256"));

@@ -4,6 +4,7 @@
 #include <openssl/ssl.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -47,6 +48,9 @@ absl::StatusOr<std::vector<X509Ptr>> parsePemCertificates(std::string_view pem);
 // generate when no serving certificate is configured. Returns {cert PEM, key PEM}.
 absl::StatusOr<std::pair<std::string, std::string>> generateSelfSignedCertificate(
     const std::string& common_name);
+
+// The earliest notAfter (Unix seconds) among the certificates of a PEM bundle; nullopt if none.
+std::optional<double> earliestExpiry(std::string_view pem);
 
 // The OpenSSL error queue as text (and cleared), for error messages.
 std::string drainOpenSslErrors();
