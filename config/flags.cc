@@ -18,6 +18,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "yaml-cpp/yaml.h"
 
 namespace aaproxy {
 namespace {
@@ -123,6 +124,10 @@ absl::Status parseTlsVersion(std::string_view value, int& out) {
 
 const std::vector<FlagSpec>& flagTable() {
   static const std::vector<FlagSpec> kFlags = {
+      {"config", false, "path", "",
+       "A YAML file with the same settings as the flags (keys are the flag names without dashes, "
+       "lists as YAML lists); flags on the command line win.",
+       [](ProxyOptions&, std::string_view) { return absl::OkStatus(); }},
       {"secure-port", false, "int", "8443", "The port on which to serve HTTPS with authentication and authorization.",
        [](ProxyOptions& o, std::string_view v) { return parseInt(v, 0, 65535, o.secure_port); }},
       {"bind-address", false, "ip", "0.0.0.0", "The IP address on which to listen for the --secure-port port.",
@@ -371,9 +376,63 @@ absl::StatusOr<UpstreamAddress> parseUpstreamAddress(std::string_view value) {
   return out;
 }
 
+namespace {
+
+struct FlagValue {
+  const FlagSpec* spec;
+  std::string value;
+};
+
+// --config: a YAML mapping from flag names (without dashes) to values; lists for list flags.
+absl::StatusOr<std::vector<FlagValue>> loadConfigFile(const std::string& path) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("--config: \"", path, "\": ", e.what()));
+  }
+  std::vector<FlagValue> values;
+  if (!root || root.IsNull()) {
+    return values;
+  }
+  if (!root.IsMap()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--config: \"", path, "\": must be a mapping of flag names to values"));
+  }
+  for (const auto& entry : root) {
+    std::string key = entry.first.as<std::string>();
+    const FlagSpec* spec = findFlag(key);
+    if (spec == nullptr || key == "config") {
+      return absl::InvalidArgumentError(absl::StrCat("--config: \"", path, "\": unknown field \"", key,
+                                                     "\" (fields are the flag names, see --help)"));
+    }
+    const YAML::Node& node = entry.second;
+    std::string value;
+    if (node.IsSequence()) {
+      for (const auto& item : node) {
+        if (!item.IsScalar()) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "--config: \"", path, "\": field \"", key, "\": list items must be plain values"));
+        }
+        absl::StrAppend(&value, value.empty() ? "" : ",", item.Scalar());
+      }
+    } else if (node.IsScalar()) {
+      value = node.Scalar();
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--config: \"", path, "\": field \"", key, "\": must be a value or a list of values"));
+    }
+    values.push_back({spec, std::move(value)});
+  }
+  return values;
+}
+
+}  // namespace
+
 absl::StatusOr<CommandLine> parseCommandLine(const std::vector<std::string>& args) {
   CommandLine cl;
-  bool upstream_set = false;
+  std::vector<FlagValue> from_args;
+  std::string config_file;
   for (size_t i = 0; i < args.size(); ++i) {
     absl::string_view arg = args[i];
     if (arg == "-h" || arg == "--help") {
@@ -405,10 +464,35 @@ absl::StatusOr<CommandLine> parseCommandLine(const std::vector<std::string>& arg
         return absl::InvalidArgumentError(absl::StrCat("--", spec->name, ": needs a value"));
       }
     }
-    if (absl::Status s = spec->set(cl.options, *value); !s.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat("--", spec->name, ": ", s.message()));
+    if (spec->name == "config") {
+      config_file = *value;
+      continue;
     }
-    upstream_set |= spec->name == "upstream";
+    from_args.push_back({spec, *std::move(value)});
+  }
+  // The config file first, then the command line: a flag given on the command line replaces the
+  // file's value (for list flags too, rather than appending to it).
+  std::vector<FlagValue> ordered;
+  if (!config_file.empty()) {
+    absl::StatusOr<std::vector<FlagValue>> from_file = loadConfigFile(config_file);
+    if (!from_file.ok()) {
+      return from_file.status();
+    }
+    for (FlagValue& fv : *from_file) {
+      bool overridden = std::any_of(from_args.begin(), from_args.end(),
+                                    [&](const FlagValue& a) { return a.spec == fv.spec; });
+      if (!overridden) {
+        ordered.push_back(std::move(fv));
+      }
+    }
+  }
+  ordered.insert(ordered.end(), from_args.begin(), from_args.end());
+  bool upstream_set = false;
+  for (const FlagValue& fv : ordered) {
+    if (absl::Status s = fv.spec->set(cl.options, fv.value); !s.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("--", fv.spec->name, ": ", s.message()));
+    }
+    upstream_set |= fv.spec->name == "upstream";
   }
   ProxyOptions& o = cl.options;
   if (!upstream_set) {

@@ -102,6 +102,54 @@ TEST(Flags, ListsSplitOnCommasAndAppend) {
   EXPECT_EQ(cl->options.always_allow_groups, (std::vector<std::string>{"system:masters"}));
 }
 
+class ConfigFile : public ::testing::Test {
+ protected:
+  std::string write(const std::string& yaml) {
+    std::string path = ::testing::TempDir() + "/aa-proxy-config.yaml";
+    FILE* f = std::fopen(path.c_str(), "w");
+    std::fputs(yaml.c_str(), f);
+    std::fclose(f);
+    return path;
+  }
+};
+
+TEST_F(ConfigFile, SettingsComeFromTheFileAndFlagsWin) {
+  std::string path = write(
+      "upstream: unix:///run/backend.sock\n"
+      "secure-port: 9443\n"
+      "anonymous-auth: false\n"
+      "authorization-always-allow-paths: [/healthz, /metrics]\n"
+      "requestheader-username-headers:\n  - X-Remote-User\n  - X-User\n");
+  auto cl = parse({"--config", path, "--secure-port=10443",
+                   "--authorization-always-allow-paths", "/livez"});
+  ASSERT_TRUE(cl.ok()) << cl.status();
+  EXPECT_EQ(cl->options.upstream.path, "/run/backend.sock");
+  EXPECT_EQ(cl->options.secure_port, 10443);
+  EXPECT_FALSE(cl->options.anonymous_auth);
+  EXPECT_EQ(cl->options.always_allow_paths, (std::vector<std::string>{"/livez"}));
+  EXPECT_EQ(*cl->options.requestheader_username_headers,
+            (std::vector<std::string>{"X-Remote-User", "X-User"}));
+}
+
+TEST_F(ConfigFile, ErrorsNameTheField) {
+  std::string path = write("upstream: http://h:1\nsecure-prot: 9443\n");
+  auto cl = parse({"--config", path});
+  ASSERT_FALSE(cl.ok());
+  EXPECT_EQ(cl.status().message(),
+            "--config: \"" + path + "\": unknown field \"secure-prot\" (fields are the flag names, see --help)");
+
+  path = write("upstream: http://h:1\nsecure-port: many\n");
+  cl = parse({"--config", path});
+  ASSERT_FALSE(cl.ok());
+  EXPECT_EQ(cl.status().message(), "--secure-port: \"many\" is not an integer in [0, 65535]");
+
+  path = write("upstream: [http://h:1, {a: b}]\n");
+  cl = parse({"--config", path});
+  ASSERT_FALSE(cl.ok());
+  EXPECT_EQ(cl.status().message(),
+            "--config: \"" + path + "\": field \"upstream\": list items must be plain values");
+}
+
 TEST(UpstreamAddress, Ipv6) {
   auto a = parseUpstreamAddress("http://[::1]:8080/");
   ASSERT_TRUE(a.ok()) << a.status();
