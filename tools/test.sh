@@ -7,7 +7,9 @@ bash tools/install-deps.sh || exit 1
 
 bazel_args=("$@")
 touch /tmp/aa-proxy-test.log.start
-bazel test --keep_going "${bazel_args[@]}" //... 2>&1 | tee /tmp/aa-proxy-test.log
+# Debian's Bazel lets linux-sandbox print its debug trace for every action; drop that noise.
+bazel test --keep_going "${bazel_args[@]}" //... 2>&1 | grep --line-buffered -v 'src/main/tools/linux-sandbox' |
+  tee /tmp/aa-proxy-test.log
 status=${PIPESTATUS[0]}
 
 testlogs=$(bazel info "${bazel_args[@]}" bazel-testlogs 2>/dev/null)
