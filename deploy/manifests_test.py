@@ -403,6 +403,10 @@ def check_runtime_libraries(deploy_dir, binaries):
         libraries = {}  # soname -> the paths dpkg may know it by (as linked, and resolved)
         for line in run(["ldd", binary]).splitlines():
             m = re.match(r"\s*(\S+\.so[.\d]*) => (/\S+)", line)
+            # A sanitizer build (bazel test --config=asan) links the sanitizer runtimes; the
+            # Dockerfiles build without sanitizers, so those are not runtime dependencies.
+            if m and re.match(r"lib(asan|ubsan|tsan|lsan)\.so", m.group(1)):
+                continue
             if m:
                 libraries[m.group(1)] = {m.group(2), os.path.realpath(m.group(2))}
         # One dpkg-query for all paths (it is slow to start); merged-/usr systems register files
