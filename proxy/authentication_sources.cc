@@ -1,21 +1,17 @@
 #include "proxy/authentication_sources.h"
 
-#include <fstream>
-#include <sstream>
-
 #include "absl/strings/str_cat.h"
+#include "proxy/tls_context.h"
 
 namespace aaproxy {
 namespace {
 
-absl::StatusOr<std::string> readFile(const std::string& flag, const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::NotFoundError(absl::StrCat(flag, ": cannot read \"", path, "\""));
+absl::StatusOr<std::string> readFlagFile(const std::string& flag, const std::string& path) {
+  absl::StatusOr<std::string> content = readFileToString(path);
+  if (!content.ok()) {
+    return absl::NotFoundError(absl::StrCat(flag, ": ", content.status().message()));
   }
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  return content;
 }
 
 }  // namespace
@@ -73,7 +69,7 @@ absl::Status AuthenticationSources::applyLocked() {
 absl::Status AuthenticationSources::refreshFiles() {
   absl::MutexLock lock(&mutex_);
   if (!options_.client_ca_file.empty()) {
-    absl::StatusOr<std::string> pem = readFile("--client-ca-file", options_.client_ca_file);
+    absl::StatusOr<std::string> pem = readFlagFile("--client-ca-file", options_.client_ca_file);
     if (!pem.ok()) {
       return pem.status();
     }
@@ -81,7 +77,7 @@ absl::Status AuthenticationSources::refreshFiles() {
   }
   if (!options_.requestheader_client_ca_file.empty()) {
     absl::StatusOr<std::string> pem =
-        readFile("--requestheader-client-ca-file", options_.requestheader_client_ca_file);
+        readFlagFile("--requestheader-client-ca-file", options_.requestheader_client_ca_file);
     if (!pem.ok()) {
       return pem.status();
     }

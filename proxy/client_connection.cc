@@ -396,28 +396,10 @@ bool ClientConnection::serveLocalEndpoint() {
                    MetricsRegistry::global().render(), headers);
     return true;
   }
-  for (std::string_view endpoint : {"/healthz", "/livez", "/readyz"}) {
-    if (path != endpoint && !(path.size() > endpoint.size() && path.substr(0, endpoint.size()) == endpoint &&
-                              path[endpoint.size()] == '/')) {
-      continue;
-    }
-    std::string only(path.size() > endpoint.size() ? path.substr(endpoint.size() + 1) : "");
-    bool verbose = false;
-    for (size_t start = 0; start <= query.size();) {
-      size_t end = query.find('&', start);
-      std::string_view param = query.substr(start, end == std::string_view::npos ? end : end - start);
-      verbose |= param == "verbose" || param.substr(0, 8) == "verbose=";
-      if (end == std::string_view::npos) {
-        break;
-      }
-      start = end + 1;
-    }
-    std::string name(endpoint.substr(1));
-    HealthResponse health = renderHealth(
-        name, runHealthChecks(worker_.health(), endpoint == "/readyz"), verbose, only);
+  if (std::optional<HealthResponse> health = serveHealthEndpoint(worker_.health(), path, query)) {
     HeaderMap headers;
     headers.add("X-Content-Type-Options", "nosniff");
-    respondLocally(health.status, "text/plain; charset=utf-8", health.body, headers);
+    respondLocally(health->status, "text/plain; charset=utf-8", health->body, headers);
     return true;
   }
   return false;

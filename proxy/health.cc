@@ -18,6 +18,29 @@ std::vector<HealthCheckResult> runHealthChecks(const HealthState& state, bool re
   return checks;
 }
 
+std::optional<HealthResponse> serveHealthEndpoint(const HealthState& state, std::string_view path,
+                                                  std::string_view query) {
+  for (std::string_view endpoint : {"/healthz", "/livez", "/readyz"}) {
+    bool exact = path == endpoint;
+    bool sub = path.size() > endpoint.size() && path.substr(0, endpoint.size()) == endpoint &&
+               path[endpoint.size()] == '/';
+    if (!exact && !sub) {
+      continue;
+    }
+    std::string only(sub ? path.substr(endpoint.size() + 1) : "");
+    bool verbose = false;
+    while (!query.empty()) {
+      size_t amp = query.find('&');
+      std::string_view param = query.substr(0, amp);
+      verbose |= param == "verbose" || param.substr(0, 8) == "verbose=";
+      query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    }
+    return renderHealth(std::string(endpoint.substr(1)),
+                        runHealthChecks(state, endpoint == "/readyz"), verbose, only);
+  }
+  return std::nullopt;
+}
+
 HealthResponse renderHealth(const std::string& endpoint, const std::vector<HealthCheckResult>& checks,
                             bool verbose, const std::string& only) {
   HealthResponse response;

@@ -2,6 +2,8 @@
 #pragma once
 
 #include <atomic>
+#include <optional>
+#include <string_view>
 #include <string>
 #include <vector>
 
@@ -48,5 +50,10 @@ struct HealthResponse {
 };
 HealthResponse renderHealth(const std::string& endpoint, const std::vector<HealthCheckResult>& checks,
                             bool verbose, const std::string& only);
+
+// Routes /healthz, /livez, /readyz (and /<endpoint>/<check>, ?verbose) for both the serving port
+// and the plain health port; nullopt for any other path.
+std::optional<HealthResponse> serveHealthEndpoint(const HealthState& state, std::string_view path,
+                                                  std::string_view query);
 
 }  // namespace aaproxy

@@ -30,22 +30,14 @@ void HealthServer::onRequest(evhttp_request* request, void* self) {
   const evhttp_uri* uri = evhttp_request_get_evhttp_uri(request);
   std::string path = evhttp_uri_get_path(uri) != nullptr ? evhttp_uri_get_path(uri) : "/";
   const char* query = evhttp_uri_get_query(uri);
-  bool verbose = query != nullptr && std::strstr(query, "verbose") != nullptr;
   evbuffer* body = evbuffer_new();
   evkeyvalq* headers = evhttp_request_get_output_headers(request);
   evhttp_add_header(headers, "Content-Type", "text/plain; charset=utf-8");
   evhttp_add_header(headers, "X-Content-Type-Options", "nosniff");
-  for (const char* endpoint : {"/healthz", "/livez", "/readyz"}) {
-    size_t n = std::strlen(endpoint);
-    if (path.compare(0, n, endpoint) != 0 || (path.size() > n && path[n] != '/')) {
-      continue;
-    }
-    std::string only = path.size() > n ? path.substr(n + 1) : "";
-    HealthResponse health =
-        renderHealth(endpoint + 1, runHealthChecks(server->health_, std::strcmp(endpoint, "/readyz") == 0),
-                     verbose, only);
-    evbuffer_add(body, health.body.data(), health.body.size());
-    evhttp_send_reply(request, health.status, nullptr, body);
+  if (std::optional<HealthResponse> health =
+          serveHealthEndpoint(server->health_, path, query != nullptr ? query : "")) {
+    evbuffer_add(body, health->body.data(), health->body.size());
+    evhttp_send_reply(request, health->status, nullptr, body);
     evbuffer_free(body);
     return;
   }

@@ -153,7 +153,7 @@ int run(int argc, char** argv) {
   tls.min_version = options.tls_min_version;
   auto shared = std::make_unique<SharedProxyState>(options, nullptr, *std::move(created));
   SharedProxyState* state = shared.get();
-  TlsReloader tls_reloader(tls, {}, [state](std::shared_ptr<const ServerTlsContext> context) {
+  TlsReloader tls_reloader(tls, [state](std::shared_ptr<const ServerTlsContext> context) {
     state->setTls(std::move(context));
   });
   if (absl::Status s = tls_reloader.loadInitial(); !s.ok()) {

@@ -4,16 +4,14 @@
 
 namespace aaproxy {
 
-TlsReloader::TlsReloader(ServerTlsSettings settings, std::vector<std::string> ca_files,
-                         Publish publish)
-    : settings_(std::move(settings)), ca_files_(std::move(ca_files)), publish_(std::move(publish)) {}
+TlsReloader::TlsReloader(ServerTlsSettings settings, Publish publish)
+    : settings_(std::move(settings)), publish_(std::move(publish)) {}
 
 std::map<std::string, TlsReloader::Fingerprint> TlsReloader::fingerprints() const {
   std::map<std::string, Fingerprint> out;
-  std::vector<std::string> files = ca_files_;
+  std::vector<std::string> files;
   if (!settings_.cert_file.empty()) {
-    files.push_back(settings_.cert_file);
-    files.push_back(settings_.key_file);
+    files = {settings_.cert_file, settings_.key_file};
   }
   for (const std::string& file : files) {
     struct stat st {};
@@ -31,16 +29,6 @@ std::map<std::string, TlsReloader::Fingerprint> TlsReloader::fingerprints() cons
 absl::Status TlsReloader::rebuildLocked() {
   ServerTlsSettings settings = settings_;
   settings.client_ca_pems.clear();
-  for (const std::string& file : ca_files_) {
-    absl::StatusOr<std::string> pem = readFileToString(file);
-    if (!pem.ok()) {
-      return pem.status();
-    }
-    if (auto certs = parsePemCertificates(*pem); !certs.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat("\"", file, "\": ", certs.status().message()));
-    }
-    settings.client_ca_pems.push_back(*std::move(pem));
-  }
   for (const auto& [origin, pems] : dynamic_cas_) {
     settings.client_ca_pems.insert(settings.client_ca_pems.end(), pems.begin(), pems.end());
   }

@@ -1,6 +1,6 @@
-// Keeps the serving TLS context current: re-reads the certificate, key and CA files when they
-// change on disk (cert-manager rotation) or on SIGHUP, and takes client CA bundles learnt at run
-// time (the extension-apiserver-authentication ConfigMap). Existing connections keep the context
+// Keeps the serving TLS context current: re-reads the certificate and key files when they change
+// on disk (cert-manager rotation) or on SIGHUP, and takes the client CA bundles that
+// AuthenticationSources settles on (CA files and the extension-apiserver-authentication ConfigMap). Existing connections keep the context
 // they started with; new ones get the new one.
 #pragma once
 
@@ -23,13 +23,13 @@ class TlsReloader {
  public:
   using Publish = std::function<void(std::shared_ptr<const ServerTlsContext>)>;
 
-  // `settings.client_ca_pems` is ignored: CA bundles come from `ca_files` and setDynamicCas().
-  TlsReloader(ServerTlsSettings settings, std::vector<std::string> ca_files, Publish publish);
+  // `settings.client_ca_pems` is ignored: CA bundles come through setDynamicCas().
+  TlsReloader(ServerTlsSettings settings, Publish publish);
 
   // Builds the first context; an error names the flag or file at fault.
   absl::Status loadInitial();
 
-  // Rebuilds if any watched file changed (or always with `force`). On error the current context
+  // Rebuilds if the certificate or key file changed (or always with `force`). On error the current context
   // stays in force and the error is returned for logging.
   absl::Status reloadIfChanged(bool force);
 
@@ -52,7 +52,6 @@ class TlsReloader {
   absl::Status rebuildLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
 
   const ServerTlsSettings settings_;
-  const std::vector<std::string> ca_files_;
   const Publish publish_;
   mutable absl::Mutex mutex_;
   std::map<std::string, Fingerprint> seen_ ABSL_GUARDED_BY(mutex_);

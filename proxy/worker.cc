@@ -88,37 +88,31 @@ void Worker::onReap(evutil_socket_t, short, void* self) {
   static_cast<Worker*>(self)->retired_.clear();
 }
 
-void Worker::drain() {
-  draining_ = true;
-  listener_.reset();
+void Worker::forEachConnection(const std::function<void(ClientConnection&)>& fn) {
+  // A snapshot: the calls may close connections, which removes them from the map.
   std::vector<std::shared_ptr<ClientConnection>> open;
+  open.reserve(connections_.size());
   for (auto& [ptr, conn] : connections_) {
     open.push_back(conn);
   }
   for (auto& conn : open) {
-    conn->drain();
+    fn(*conn);
   }
 }
 
+void Worker::drain() {
+  draining_ = true;
+  listener_.reset();
+  forEachConnection([](ClientConnection& conn) { conn.drain(); });
+}
+
 void Worker::endStreams() {
-  std::vector<std::shared_ptr<ClientConnection>> open;
-  for (auto& [ptr, conn] : connections_) {
-    open.push_back(conn);
-  }
-  for (auto& conn : open) {
-    conn->endStreams();
-  }
+  forEachConnection([](ClientConnection& conn) { conn.endStreams(); });
 }
 
 void Worker::shutdown() {
   listener_.reset();
-  std::vector<std::shared_ptr<ClientConnection>> open;
-  for (auto& [ptr, conn] : connections_) {
-    open.push_back(conn);
-  }
-  for (auto& conn : open) {
-    conn->closeNow();
-  }
+  forEachConnection([](ClientConnection& conn) { conn.closeNow(); });
   retired_.clear();
 }
 

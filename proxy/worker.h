@@ -2,6 +2,7 @@
 // its own pool of backend connections. Nothing here is touched by another thread except post().
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -76,6 +77,7 @@ class Worker {
   void shutdown();
 
  private:
+  void forEachConnection(const std::function<void(ClientConnection&)>& fn);
   static void onAccept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int len, void* self);
   static void onReap(evutil_socket_t, short, void* self);
 
