@@ -7,6 +7,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include <algorithm>
 #include <climits>
 
 #include "absl/strings/match.h"
@@ -30,10 +31,12 @@ ClientConnection* fromParser(http_parser* parser) {
   return static_cast<ClientConnection*>(parser->data);
 }
 
-void writeChunk(bufferevent* bev, const char* data, size_t len) {
+// One TLS record's worth of plaintext: what a single SSL_write can turn into one record.
+constexpr size_t kMaxTlsRecordPlaintext = 16384;
+
+void writeChunk(evbuffer* out, const char* data, size_t len) {
   char size_line[24];
   int n = std::snprintf(size_line, sizeof(size_line), "%zx\r\n", len);
-  evbuffer* out = bufferevent_get_output(bev);
   evbuffer_add(out, size_line, static_cast<size_t>(n));
   evbuffer_add(out, data, len);
   evbuffer_add(out, "\r\n", 2);
@@ -42,7 +45,11 @@ void writeChunk(bufferevent* bev, const char* data, size_t len) {
 }  // namespace
 
 ClientConnection::ClientConnection(Worker& worker, BufferEventPtr bev, std::string peer_ip)
-    : worker_(worker), bev_(std::move(bev)), peer_ip_(std::move(peer_ip)) {
+    : worker_(worker),
+      bev_(std::move(bev)),
+      ssl_(bufferevent_openssl_get_ssl(bev_.get())),
+      out_(evbuffer_new()),
+      peer_ip_(std::move(peer_ip)) {
   http_parser_init(&request_parser_, HTTP_REQUEST);
   request_parser_.data = this;
   http_parser_init(&response_parser_, HTTP_RESPONSE);
@@ -84,7 +91,7 @@ void ClientConnection::onDownstreamEvent(bufferevent* bev, short what, void* sel
   auto* conn = static_cast<ClientConnection*>(self);
   if (what & BEV_EVENT_CONNECTED) {
     conn->handshake_done_ = true;
-    SSL* ssl = bufferevent_openssl_get_ssl(bev);
+    SSL* ssl = conn->ssl_;
     conn->peer_leaf_.reset(SSL_get1_peer_certificate(ssl));
     conn->peer_chain_ = SSL_get_peer_cert_chain(ssl);
     ProxyMetrics::get().tls_handshakes.inc();
@@ -293,7 +300,7 @@ int ClientConnection::onRequestBody(http_parser* p, const char* at, size_t len) 
     return 0;  // discarded (local answer) or the backend is gone
   }
   if (c->head_.chunked) {
-    writeChunk(c->upstream_->bev(), at, len);
+    writeChunk(bufferevent_get_output(c->upstream_->bev()), at, len);
   } else {
     bufferevent_write(c->upstream_->bev(), at, len);
   }
@@ -366,7 +373,8 @@ void ClientConnection::respondLocally(int status, const std::string& content_typ
                (phase_ == Phase::kForwarding && !request_complete_);
   std::string response =
       serializeLocalResponse(status, content_type, body, headers, close, head_.http_minor);
-  bufferevent_write(bev_.get(), response.data(), response.size());
+  evbuffer_add(out_.get(), response.data(), response.size());
+  flushDownstream();
   logRequest(status);
   releaseUpstream(false);
   if (close) {
@@ -409,7 +417,7 @@ void ClientConnection::endStreams() {
   if (phase_ == Phase::kForwarding && response_started_ && !response_complete_) {
     if (framing_ == BodyFraming::kChunked) {
       // The terminating chunk: clients see a complete (if short) watch rather than an error.
-      bufferevent_write(bev_.get(), "0\r\n\r\n", 5);
+      evbuffer_add(out_.get(), "0\r\n\r\n", 5);
     }
     logRequest(response_status_);
     releaseUpstream(false);
@@ -435,7 +443,8 @@ void ClientConnection::startForwarding(const UserInfo& user) {
         expect && absl::EqualsIgnoreCase(absl::string_view(expect->data(), expect->size()),
                                          "100-continue")) {
       // Answered here, as Go's server does when the handler starts reading the body.
-      bufferevent_write(bev_.get(), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+      evbuffer_add(out_.get(), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+      flushDownstream();
     }
   }
   upstream_request_ = serializeUpstreamRequest(head_, peer_ip_);
@@ -498,6 +507,7 @@ void ClientConnection::onUpstreamClosed(const std::string& error) {
   if (response_started_ && framing_ == BodyFraming::kUntilClose && error.empty()) {
     // A close-delimited body ends with the connection: tell the parser.
     http_parser_execute(&response_parser_, &responseSettings(), nullptr, 0);
+    flushDownstream();
     if (response_complete_) {
       return;
     }
@@ -572,6 +582,7 @@ void ClientConnection::processUpstreamInput() {
     size_t parsed = http_parser_execute(&response_parser_, &responseSettings(),
                                         static_cast<const char*>(vec.iov_base), vec.iov_len);
     evbuffer_drain(input, parsed);
+    flushDownstream();
     http_errno err = HTTP_PARSER_ERRNO(&response_parser_);
     if (err == HPE_PAUSED) {
       if (tunnel_pending_) {
@@ -647,7 +658,7 @@ int ClientConnection::onResponseHeadersComplete(http_parser* p) {
   } else {
     DownstreamResponse out =
         buildDownstreamResponse(head, c->head_, body_allowed, c->head_.keep_alive);
-    bufferevent_write(c->bev_.get(), out.head.data(), out.head.size());
+    evbuffer_add(c->out_.get(), out.head.data(), out.head.size());
     if (!interim) {
       c->response_started_ = true;
       c->framing_ = out.framing;
@@ -667,9 +678,9 @@ int ClientConnection::onResponseHeadersComplete(http_parser* p) {
 int ClientConnection::onResponseBody(http_parser* p, const char* at, size_t len) {
   ClientConnection* c = fromParser(p);
   if (c->framing_ == BodyFraming::kChunked) {
-    writeChunk(c->bev_.get(), at, len);
+    writeChunk(c->out_.get(), at, len);
   } else if (c->framing_ != BodyFraming::kNone) {
-    bufferevent_write(c->bev_.get(), at, len);
+    evbuffer_add(c->out_.get(), at, len);
   }
   return 0;
 }
@@ -682,7 +693,7 @@ int ClientConnection::onResponseMessageComplete(http_parser* p) {
     return 0;
   }
   if (c->framing_ == BodyFraming::kChunked) {
-    bufferevent_write(c->bev_.get(), "0\r\n\r\n", 5);
+    evbuffer_add(c->out_.get(), "0\r\n\r\n", 5);
   }
   c->response_paused_ = true;
   http_parser_pause(p, 1);
@@ -758,13 +769,54 @@ void ClientConnection::enterTunnel() {
 
 void ClientConnection::pumpTunnel(bufferevent* from, bufferevent* to) {
   evbuffer* out = bufferevent_get_output(to);
-  evbuffer_add_buffer(out, bufferevent_get_input(from));
-  if (upstream_ && to == upstream_->bev()) {
-    upstream_->flush();
+  if (to == bev_.get()) {
+    evbuffer_add_buffer(out_.get(), bufferevent_get_input(from));
+    flushDownstream();
+  } else {
+    evbuffer_add_buffer(out, bufferevent_get_input(from));
+    if (upstream_ && to == upstream_->bev()) {
+      upstream_->flush();
+    }
   }
   if (evbuffer_get_length(out) >= kBufferHighWatermark) {
     bufferevent_disable(from, EV_READ);  // re-enabled by `to`'s write callback
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writing to the client.
+
+void ClientConnection::flushDownstream() {
+  evbuffer* pending = out_.get();
+  size_t length = evbuffer_get_length(pending);
+  if (length == 0) {
+    return;
+  }
+  evbuffer* output = bufferevent_get_output(bev_.get());
+  // bufferevent_openssl never writes before a writability event: handing it data costs an
+  // epoll_ctl to ask for EPOLLOUT, a loop turn, and another epoll_ctl to drop it. When it has
+  // nothing queued (so no SSL_write of its own is pending a retry), write here at once.
+  // Whatever the socket does not take, or any TLS condition, is handed to the bufferevent,
+  // which retries with the same bytes at the front as OpenSSL requires.
+  if (handshake_done_ && evbuffer_get_length(output) == 0) {
+    while (length > 0) {
+      size_t n = std::min(length, kMaxTlsRecordPlaintext);
+      // One contiguous piece per record: the head and the body go out as one record.
+      unsigned char* data = evbuffer_pullup(pending, static_cast<ev_ssize_t>(n));
+      ERR_clear_error();
+      int written = SSL_write(ssl_, data, static_cast<int>(n));
+      if (written <= 0) {
+        ERR_clear_error();  // the bufferevent's retry reports a lasting error
+        break;
+      }
+      evbuffer_drain(pending, static_cast<size_t>(written));
+      length -= static_cast<size_t>(written);
+    }
+    if (length == 0) {
+      return;
+    }
+  }
+  evbuffer_add_buffer(output, pending);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -776,6 +828,7 @@ void ClientConnection::closeAfterFlush() {
   }
   phase_ = Phase::kClosing;
   close_after_flush_ = true;
+  flushDownstream();
   bufferevent_disable(bev_.get(), EV_READ);
   if (evbuffer_get_length(bufferevent_get_output(bev_.get())) == 0) {
     closeNow();
@@ -798,9 +851,8 @@ void ClientConnection::closeNow() {
   upstream_.reset();
   if (handshake_done_) {
     // close_notify lets clients tell a complete close-delimited body from a truncated one.
-    SSL* ssl = bufferevent_openssl_get_ssl(bev_.get());
-    SSL_set_quiet_shutdown(ssl, 0);
-    SSL_shutdown(ssl);
+    SSL_set_quiet_shutdown(ssl_, 0);
+    SSL_shutdown(ssl_);
   }
   bufferevent_setcb(bev_.get(), nullptr, nullptr, nullptr, nullptr);
   bev_.reset();

@@ -96,6 +96,8 @@ class ClientConnection : public UpstreamConnection::Handler,
   void finishCycle();
   void enterTunnel();
   void pumpTunnel(bufferevent* from, bufferevent* to);
+  // Sends what out_ holds: at once when the socket takes it, else through the bufferevent.
+  void flushDownstream();
   void closeAfterFlush();
   void armTimer(absl::Duration timeout);
   void logRequest(int status);
@@ -104,6 +106,10 @@ class ClientConnection : public UpstreamConnection::Handler,
 
   Worker& worker_;
   BufferEventPtr bev_;
+  SSL* ssl_;  // owned by bev_
+  // Response bytes produced by one parsing step; flushDownstream() empties it, so outside a
+  // step all unsent bytes are in the bufferevent's output (where the watermarks look).
+  EvBufferPtr out_;
   std::string peer_ip_;
   X509Ptr peer_leaf_;
   STACK_OF(X509)* peer_chain_ = nullptr;  // owned by the SSL session

@@ -143,7 +143,9 @@ absl::StatusOr<std::shared_ptr<const ServerTlsContext>> ServerTlsContext::create
   }
   SSL_CTX_set_min_proto_version(ctx.get(), settings.min_version);
   SSL_CTX_set_options(ctx.get(), SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
-  SSL_CTX_set_mode(ctx.get(), SSL_MODE_RELEASE_BUFFERS);
+  // Writes handed from our own SSL_write to the bufferevent's retry may see the bytes at a
+  // different address; OpenSSL only needs the same bytes.
+  SSL_CTX_set_mode(ctx.get(), SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 
   std::string cert_pem;
   std::string key_pem;
