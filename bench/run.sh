@@ -225,6 +225,9 @@ if target_wanted aa-proxy; then
   [[ -n $AA_PROXY ]] || log "SKIPPING aa-proxy: //proxy:aa-proxy is not available (see above)"
 fi
 
+# The Bazel server's JVM would otherwise compete for the two cores while we measure.
+run_child bazel_cmd shutdown >/dev/null 2>&1 || true
+
 # ---------------------------------------------------------------------------------------------
 # Throwaway PKI: one CA signs the serving certificate (127.0.0.1) and the load generator's
 # client certificate.
