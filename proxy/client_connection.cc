@@ -135,21 +135,21 @@ void ClientConnection::onDownstreamWrite(bufferevent* bev, void* self) {
   }
   if (conn->phase_ == Phase::kTunnel) {
     if (conn->upstream_) {
-      bufferevent_enable(conn->upstream_->bev(), EV_READ);
-      conn->pumpTunnel(conn->upstream_->bev(), conn->bev_.get());
+      conn->upstream_->setReading(true);
+      conn->pumpToClient();
     }
     return;
   }
   if (conn->upstream_read_blocked_ && conn->upstream_) {
     conn->upstream_read_blocked_ = false;
-    bufferevent_enable(conn->upstream_->bev(), EV_READ);
+    conn->upstream_->setReading(true);
     conn->processUpstreamInput();
   }
 }
 
 bool ClientConnection::forwardingBodyBlocked() const {
   return phase_ == Phase::kForwarding && upstream_ &&
-         evbuffer_get_length(bufferevent_get_output(upstream_->bev())) >= kBufferHighWatermark;
+         evbuffer_get_length(upstream_->output()) >= kBufferHighWatermark;
 }
 
 void ClientConnection::processDownstreamInput() {
@@ -171,7 +171,7 @@ void ClientConnection::processDownstreamInput() {
 void ClientConnection::parseDownstreamInput() {
   if (phase_ == Phase::kTunnel) {
     if (upstream_) {
-      pumpTunnel(bev_.get(), upstream_->bev());
+      pumpToBackend();
     }
     return;
   }
@@ -300,9 +300,9 @@ int ClientConnection::onRequestBody(http_parser* p, const char* at, size_t len) 
     return 0;  // discarded (local answer) or the backend is gone
   }
   if (c->head_.chunked) {
-    writeChunk(bufferevent_get_output(c->upstream_->bev()), at, len);
+    writeChunk(c->upstream_->output(), at, len);
   } else {
-    bufferevent_write(c->upstream_->bev(), at, len);
+    evbuffer_add(c->upstream_->output(), at, len);
   }
   c->request_body_sent_ += len;
   return 0;
@@ -311,7 +311,7 @@ int ClientConnection::onRequestBody(http_parser* p, const char* at, size_t len) 
 int ClientConnection::onRequestMessageComplete(http_parser* p) {
   ClientConnection* c = fromParser(p);
   if (c->phase_ == Phase::kForwarding && c->upstream_ && c->head_.chunked) {
-    bufferevent_write(c->upstream_->bev(), "0\r\n\r\n", 5);
+    evbuffer_add(c->upstream_->output(), "0\r\n\r\n", 5);
   }
   c->request_pause_ = PauseReason::kMessageComplete;
   http_parser_pause(p, 1);
@@ -470,7 +470,7 @@ void ClientConnection::connectUpstream() {
     onUpstreamClosed(error);
     return;
   }
-  bufferevent_write(upstream_->bev(), upstream_request_.data(), upstream_request_.size());
+  evbuffer_add(upstream_->output(), upstream_request_.data(), upstream_request_.size());
   upstream_->flush();
 }
 
@@ -479,7 +479,7 @@ void ClientConnection::onUpstreamConnected() {}
 void ClientConnection::onUpstreamDrained() {
   if (phase_ == Phase::kTunnel) {
     bufferevent_enable(bev_.get(), EV_READ);
-    pumpTunnel(bev_.get(), upstream_->bev());
+    pumpToBackend();
     return;
   }
   if (phase_ == Phase::kForwarding && request_pause_ == PauseReason::kNone) {
@@ -551,7 +551,7 @@ void ClientConnection::releaseUpstream(bool reusable) {
 
 void ClientConnection::onUpstreamReadable() {
   if (phase_ == Phase::kTunnel) {
-    pumpTunnel(upstream_->bev(), bev_.get());
+    pumpToClient();
     return;
   }
   processUpstreamInput();
@@ -561,14 +561,14 @@ void ClientConnection::processUpstreamInput() {
   if (!upstream_) {
     return;
   }
-  evbuffer* input = bufferevent_get_input(upstream_->bev());
+  evbuffer* input = upstream_->input();
   while (upstream_ && evbuffer_get_length(input) > 0 && !response_paused_) {
     if (phase_ != Phase::kForwarding) {
       return;
     }
     if (evbuffer_get_length(bufferevent_get_output(bev_.get())) >= kBufferHighWatermark) {
       upstream_read_blocked_ = true;
-      bufferevent_disable(upstream_->bev(), EV_READ);
+      upstream_->setReading(false);
       return;
     }
     if (!response_bytes_seen_ && !worker_.health().backendReachable()) {
@@ -763,23 +763,26 @@ void ClientConnection::enterTunnel() {
   tunnel_pending_ = false;
   logRequest(101);
   evtimer_del(timer_.get());
-  pumpTunnel(bev_.get(), upstream_->bev());
-  pumpTunnel(upstream_->bev(), bev_.get());
+  pumpToBackend();
+  if (upstream_) {
+    pumpToClient();
+  }
 }
 
-void ClientConnection::pumpTunnel(bufferevent* from, bufferevent* to) {
-  evbuffer* out = bufferevent_get_output(to);
-  if (to == bev_.get()) {
-    evbuffer_add_buffer(out_.get(), bufferevent_get_input(from));
-    flushDownstream();
-  } else {
-    evbuffer_add_buffer(out, bufferevent_get_input(from));
-    if (upstream_ && to == upstream_->bev()) {
-      upstream_->flush();
-    }
-  }
+void ClientConnection::pumpToBackend() {
+  evbuffer* out = upstream_->output();
+  evbuffer_add_buffer(out, bufferevent_get_input(bev_.get()));
+  upstream_->flush();
   if (evbuffer_get_length(out) >= kBufferHighWatermark) {
-    bufferevent_disable(from, EV_READ);  // re-enabled by `to`'s write callback
+    bufferevent_disable(bev_.get(), EV_READ);  // re-enabled by onUpstreamDrained
+  }
+}
+
+void ClientConnection::pumpToClient() {
+  evbuffer_add_buffer(out_.get(), upstream_->input());
+  flushDownstream();
+  if (evbuffer_get_length(bufferevent_get_output(bev_.get())) >= kBufferHighWatermark) {
+    upstream_->setReading(false);  // re-enabled by onDownstreamWrite
   }
 }
 

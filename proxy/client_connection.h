@@ -95,7 +95,9 @@ class ClientConnection : public UpstreamConnection::Handler,
   void onResponseComplete();
   void finishCycle();
   void enterTunnel();
-  void pumpTunnel(bufferevent* from, bufferevent* to);
+  // Tunnel pumps: move what one side sent to the other, pausing the reader at the watermark.
+  void pumpToBackend();
+  void pumpToClient();
   // Sends what out_ holds: at once when the socket takes it, else through the bufferevent.
   void flushDownstream();
   void closeAfterFlush();

@@ -15,6 +15,9 @@ namespace aaproxy {
 
 class UpstreamConnection {
  public:
+  UpstreamConnection() = default;
+  UpstreamConnection(const UpstreamConnection&) = delete;
+  UpstreamConnection& operator=(const UpstreamConnection&) = delete;
   // Whoever is using the connection for an exchange.
   class Handler {
    public:
@@ -26,7 +29,14 @@ class UpstreamConnection {
     virtual void onUpstreamClosed(const std::string& error) = 0;
   };
 
-  bufferevent* bev() const { return bev_.get(); }
+  ~UpstreamConnection();
+
+  // Bytes from the backend, and bytes queued for it (flush() sends them).
+  evbuffer* input() const { return bufferevent_get_input(bev_.get()); }
+  evbuffer* output() const { return bufferevent_get_output(bev_.get()); }
+  // Whether to read from the backend; the user turns it off while the client is not keeping
+  // up. Reading also pauses by itself while input() holds kBufferHighWatermark bytes.
+  void setReading(bool on);
 
   // Writes what is buffered for the backend now, as far as the socket takes it, and asks for a
   // writability event only for the rest. libevent's socket bufferevents otherwise always wait a
@@ -38,12 +48,21 @@ class UpstreamConnection {
 
  private:
   friend class UpstreamPool;
-  static void onRead(bufferevent*, void* self);
+  static void onReadable(evutil_socket_t fd, short, void* self);
+  static void onInputChanged(evbuffer*, const evbuffer_cb_info*, void* self);
   static void onWrite(bufferevent*, void* self);
   static void onEvent(bufferevent*, short what, void* self);
+  void updateReadEvent();
+  // EOF or a read/connect error: the user hears of it, an idle connection leaves the pool.
+  // The connection may be gone when this returns.
+  void reportClosed(const std::string& error);
 
   class UpstreamPool* pool_ = nullptr;
+  // Connects and writes; reads go through read_event_ instead (see onReadable).
   BufferEventPtr bev_;
+  EventPtr read_event_;  // created once connected; freed before bev_ closes the socket
+  bool read_wanted_ = true;
+  bool read_armed_ = false;
   Handler* handler_ = nullptr;  // null while idle in the pool
   bool connected_ = false;
   bool reused_ = false;
