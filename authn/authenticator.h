@@ -7,7 +7,10 @@
 #include <string>
 #include <vector>
 
+#include <optional>
+
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 
 #include "k8s/header_map.h"
@@ -31,9 +34,14 @@ struct PeerCertificates {
 // never change, so a chain verified against one CA pool stays verified for that pool; keying by
 // the pool's unique id means a CA rotation (a new pool) always verifies afresh. Entries expire
 // after a minute (and a success no later than the leaf's notAfter) so that time-based failures
-// are noticed on long-lived connections. Owned by the connection and used only on its thread.
+// are noticed on long-lived connections. It also keeps the user the leaf converts to (the
+// conversion reads only the leaf, so it holds for the connection's life). Owned by the
+// connection and used only on its thread.
 class PeerVerificationCache {
  public:
+  // CommonNameUserConversion's result for the leaf (see userFromCertificate).
+  using LeafUser = absl::StatusOr<std::optional<UserInfo>>;
+
   const absl::Status* find(uint64_t pool_id, absl::Time now) const {
     for (const Entry& e : entries_) {
       if (e.pool_id == pool_id && now < e.valid_until) {
@@ -50,6 +58,9 @@ class PeerVerificationCache {
     entries_.push_back({pool_id, std::move(status), valid_until});
   }
 
+  const LeafUser* leafUser() const { return leaf_user_ ? &*leaf_user_ : nullptr; }
+  void storeLeafUser(LeafUser user) { leaf_user_ = std::move(user); }
+
  private:
   static constexpr size_t kMaxEntries = 4;  // a client CA and a request-header CA, plus a rotation
   struct Entry {
@@ -58,6 +69,7 @@ class PeerVerificationCache {
     absl::Time valid_until;
   };
   std::vector<Entry> entries_;
+  std::optional<LeafUser> leaf_user_;
 };
 
 struct AuthenticationRequest {

@@ -72,6 +72,32 @@ TEST_F(X509AuthenticatorTest, CommonName) {
                                {"X509SHA256=" + sha256Hex(leaf.der())}}}));
 }
 
+TEST_F(X509AuthenticatorTest, ConnectionCacheConvertsTheLeafOnce) {
+  CertificateSpec spec;
+  spec.commonName = "client_cn";
+  auto leaf = makeCertificate(spec, &root_);
+  PeerVerificationCache cache;
+  AuthenticationRequest request{headers_, {leaf.cert.get(), nullptr, &cache}};
+  AuthenticationResult first = auth_.authenticate(request);
+  ASSERT_EQ(first.outcome, Outcome::kAuthenticated) << first.error;
+  EXPECT_EQ(first.user.name, "client_cn");
+  ASSERT_NE(cache.leafUser(), nullptr);
+
+  // Rewrite the in-memory subject: a fresh conversion would now see "changed"; the connection's
+  // cached one still answers (peer certificates cannot change within a TLS connection; the
+  // cached verification keeps the now mismatched signature from mattering).
+  X509_NAME* name = X509_get_subject_name(leaf.cert.get());
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                             reinterpret_cast<const unsigned char*>("changed"), -1, -1, 0);
+  absl::StatusOr<std::optional<UserInfo>> fresh = userFromCertificate(leaf.cert.get());
+  ASSERT_TRUE(fresh.ok() && fresh->has_value());
+  EXPECT_EQ((*fresh)->name, "changed");
+  AuthenticationResult again = auth_.authenticate(request);
+  ASSERT_EQ(again.outcome, Outcome::kAuthenticated) << again.error;
+  EXPECT_EQ(again.user.name, "client_cn");
+  EXPECT_EQ(again.user.extra, first.user.extra);
+}
+
 TEST_F(X509AuthenticatorTest, CaWithMultipleOrganizations) {
   CertificateSpec spec = caSpec("ROOT CA WITH GROUPS");
   spec.organizations = {"My Org", "My Org 1", "My Org 2"};
