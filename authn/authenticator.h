@@ -4,15 +4,13 @@
 
 #include <openssl/x509.h>
 
+#include <optional>
 #include <string>
 #include <vector>
-
-#include <optional>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-
 #include "k8s/header_map.h"
 #include "k8s/user_info.h"
 

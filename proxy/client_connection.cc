@@ -79,7 +79,8 @@ void ClientConnection::onTimer(evutil_socket_t, short, void* self) {
   auto* conn = static_cast<ClientConnection*>(self);
   if (conn->phase_ == Phase::kAwaitingRequest || conn->phase_ == Phase::kReadingHead) {
     AA_VLOG(4) << "closing " << conn->peer_ip_ << ": "
-               << (conn->phase_ == Phase::kAwaitingRequest ? "idle" : "request header") << " timeout";
+               << (conn->phase_ == Phase::kAwaitingRequest ? "idle" : "request header")
+               << " timeout";
     conn->closeNow();
   }
 }
@@ -332,14 +333,12 @@ void ClientConnection::startAdmission() {
   info.verification_cache = &verification_cache_;
   uint64_t seq = ++request_seq_;
   std::weak_ptr<ClientConnection> weak = weak_from_this();
-  worker_.admission().admit(head_, info, worker_.loop(),
-                            [weak, seq](AdmissionVerdict verdict) {
-                              std::shared_ptr<ClientConnection> self = weak.lock();
-                              if (self && self->request_seq_ == seq &&
-                                  self->phase_ == Phase::kAdmitting) {
-                                self->onAdmitted(std::move(verdict));
-                              }
-                            });
+  worker_.admission().admit(head_, info, worker_.loop(), [weak, seq](AdmissionVerdict verdict) {
+    std::shared_ptr<ClientConnection> self = weak.lock();
+    if (self && self->request_seq_ == seq && self->phase_ == Phase::kAdmitting) {
+      self->onAdmitted(std::move(verdict));
+    }
+  });
 }
 
 void ClientConnection::onAdmitted(AdmissionVerdict verdict) {
@@ -368,9 +367,10 @@ void ClientConnection::respondLocally(int status, const std::string& content_typ
                                       const std::string& body, const HeaderMap& headers) {
   // Keep the connection only if the rest of the request is cheap to read past.
   bool body_unread = !request_complete_ && head_.hasBody();
-  bool close = !head_.keep_alive || head_.upgrade || phase_ == Phase::kReadingHead ||
-               (body_unread && (head_.chunked || head_.content_length.value_or(0) > kMaxDiscardBody)) ||
-               (phase_ == Phase::kForwarding && !request_complete_);
+  bool close =
+      !head_.keep_alive || head_.upgrade || phase_ == Phase::kReadingHead ||
+      (body_unread && (head_.chunked || head_.content_length.value_or(0) > kMaxDiscardBody)) ||
+      (phase_ == Phase::kForwarding && !request_complete_);
   std::string response =
       serializeLocalResponse(status, content_type, body, headers, close, head_.http_minor);
   evbuffer_add(out_.get(), response.data(), response.size());
@@ -440,8 +440,8 @@ void ClientConnection::startForwarding(const UserInfo& user) {
   setIdentityHeaders(head_.headers, user);
   if (head_.http_minor >= 1) {
     if (std::optional<std::string_view> expect = head_.headers.get("Expect");
-        expect && absl::EqualsIgnoreCase(absl::string_view(expect->data(), expect->size()),
-                                         "100-continue")) {
+        expect &&
+        absl::EqualsIgnoreCase(absl::string_view(expect->data(), expect->size()), "100-continue")) {
       // Answered here, as Go's server does when the handler starts reading the body.
       evbuffer_add(out_.get(), "HTTP/1.1 100 Continue\r\n\r\n", 25);
       flushDownstream();
@@ -872,8 +872,8 @@ void ClientConnection::logRequest(int status) {
   AA_VLOG(2) << "\"" << head_.method << " " << target.substr(0, kMaxLoggedTarget)
              << (target.size() > kMaxLoggedTarget ? "..." : "") << "\" verb=" << verb << " user=\""
              << user_name_ << "\" status=" << status
-             << " latency=" << absl::FormatDuration(absl::Now() - request_start_)
-             << " audit-id=\"" << audit_id_ << "\" client=" << peer_ip_;
+             << " latency=" << absl::FormatDuration(absl::Now() - request_start_) << " audit-id=\""
+             << audit_id_ << "\" client=" << peer_ip_;
 }
 
 const http_parser_settings& ClientConnection::requestSettings() {

@@ -114,7 +114,7 @@ class ClientConnection : public UpstreamConnection::Handler,
   EvBufferPtr out_;
   std::string peer_ip_;
   X509Ptr peer_leaf_;
-  STACK_OF(X509)* peer_chain_ = nullptr;  // owned by the SSL session
+  STACK_OF(X509) * peer_chain_ = nullptr;  // owned by the SSL session
   PeerVerificationCache verification_cache_;
   bool handshake_done_ = false;
   EventPtr timer_;

@@ -3,10 +3,10 @@
 // clients and shared coalescing caches, and continue on the same loop.
 #include "proxy/delegated_admission.h"
 
+#include <simdjson.h>
+
 #include <algorithm>
 #include <chrono>
-
-#include <simdjson.h>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
@@ -63,7 +63,8 @@ struct AdmissionMetrics {
       const char* attempts = "Counter of authenticated attempts.";
       const char* token_cache = "TokenReview cache lookups by outcome.";
       const char* sar_cache = "SubjectAccessReview cache lookups by outcome.";
-      std::vector<double> buckets = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+      std::vector<double> buckets = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                     0.25,  0.5,   1,    2.5,   5,    10};
       return new AdmissionMetrics{
           r.counter("authentication_attempts", attempts, "result=\"success\""),
           r.counter("authentication_attempts", attempts, "result=\"failure\""),
@@ -127,6 +128,8 @@ struct PendingRequest {
   // Impersonate-* headers, read before they were stripped; applied after authentication.
   absl::StatusOr<ImpersonationPlan> impersonation = ImpersonationPlan{};
   JsonStyle style = JsonStyle::kCompact;
+  // The user being authorized (the impersonated one when impersonating).
+  UserInfo user;
   std::function<void(AdmissionVerdict)> done;
 };
 
@@ -156,8 +159,9 @@ class DelegatedAdmission::Impl {
              std::function<void(AdmissionVerdict)> done);
 
  private:
-  void reviewToken(LoopState& state, Dispatcher& loop, std::shared_ptr<const AuthenticationSnapshot> snap,
-                   ChainDecision pending, std::shared_ptr<PendingRequest> request);
+  void reviewToken(LoopState& state, Dispatcher& loop,
+                   std::shared_ptr<const AuthenticationSnapshot> snap, ChainDecision pending,
+                   std::shared_ptr<PendingRequest> request);
   void onAuthenticated(LoopState& state, Dispatcher& loop, const ChainDecision& decision,
                        std::shared_ptr<PendingRequest> request);
   using VerdictCallback = std::function<void(const AuthorizationVerdict&)>;
@@ -168,8 +172,7 @@ class DelegatedAdmission::Impl {
                           std::shared_ptr<PendingRequest> request);
   void authorize(LoopState& state, Dispatcher& loop, UserInfo user,
                  std::shared_ptr<PendingRequest> request);
-  void finishAuthorization(const UserInfo& user, const AuthorizationVerdict& verdict,
-                           PendingRequest& request);
+  void finishAuthorization(const AuthorizationVerdict& verdict, PendingRequest& request);
 
   const DelegatedAdmissionOptions options_;
   const std::shared_ptr<const KubeTransport> authn_transport_;
@@ -221,7 +224,8 @@ absl::Status DelegatedAdmission::Impl::update(const ExtensionApiserverAuthentica
     }
     chain.authenticators.push_back(std::make_shared<X509Authenticator>(*std::move(pool)));
   }
-  auto snapshot = std::make_shared<const AuthenticationSnapshot>(std::move(chain), std::move(names));
+  auto snapshot =
+      std::make_shared<const AuthenticationSnapshot>(std::move(chain), std::move(names));
   {
     absl::MutexLock lock(&mutex_);
     current_ = snapshot;
@@ -260,8 +264,8 @@ void DelegatedAdmission::Impl::admit(RequestHead& head, const ConnectionInfo& co
                                      Dispatcher& loop, std::function<void(AdmissionVerdict)> done) {
   auto it = loops_.find(&loop);
   if (it == loops_.end() || !it->second->authn) {
-    done(AdmissionVerdict::respond(500, failureStatusJson(500, "InternalError",
-                                                          "authentication is not configured")));
+    done(AdmissionVerdict::respond(
+        500, failureStatusJson(500, "InternalError", "authentication is not configured")));
     return;
   }
   LoopState& state = *it->second;
@@ -274,9 +278,8 @@ void DelegatedAdmission::Impl::admit(RequestHead& head, const ConnectionInfo& co
   size_t q = target.find('?');
   std::string_view raw_query = q == std::string_view::npos ? "" : target.substr(q + 1);
   std::optional<std::string_view> user_agent = head.headers.get("User-Agent");
-  request->style = prettyPrintRequested(raw_query, user_agent.value_or(""))
-                       ? JsonStyle::kPretty
-                       : JsonStyle::kCompact;
+  request->style = prettyPrintRequested(raw_query, user_agent.value_or("")) ? JsonStyle::kPretty
+                                                                            : JsonStyle::kCompact;
 
   // Upstream resolves RequestInfo in an outer filter, before authentication.
   absl::StatusOr<RequestInfo> info = resolveRequestInfo(head.method, head.target);
@@ -293,7 +296,8 @@ void DelegatedAdmission::Impl::admit(RequestHead& head, const ConnectionInfo& co
     return;
   }
   request->info = *std::move(info);
-  if (absl::Status timeout = checkRequestTimeoutParameter(request->info, head.target); !timeout.ok()) {
+  if (absl::Status timeout = checkRequestTimeoutParameter(request->info, head.target);
+      !timeout.ok()) {
     AdmissionVerdict v = AdmissionVerdict::respond(
         400, failureStatusJson(400, "BadRequest", std::string(timeout.message()), std::nullopt,
                                request->style));
@@ -330,7 +334,8 @@ void DelegatedAdmission::Impl::reviewToken(LoopState& state, Dispatcher& loop,
   auto lookup = token_cache_.lookup(
       key, [&loop](std::function<void()> fn) { loop.post(std::move(fn)); },
       [finish](const absl::StatusOr<TokenReviewResult>& result) {
-        finish(result.ok() ? *result : TokenReviewResult::failed(std::string(result.status().message())));
+        finish(result.ok() ? *result
+                           : TokenReviewResult::failed(std::string(result.status().message())));
       });
   if (lookup.outcome == CoalescingCache<TokenReviewResult>::Outcome::kHit) {
     metrics.token_cache_hit.inc();
@@ -348,7 +353,8 @@ void DelegatedAdmission::Impl::reviewToken(LoopState& state, Dispatcher& loop,
   absl::Time start = absl::Now();
   std::vector<std::string> audiences = options_.token_audiences;
   state.authn_client->request(
-      "POST", kTokenReviewPath, tokenReviewRequestBody(pending.token, audiences), std::move(headers),
+      "POST", kTokenReviewPath, tokenReviewRequestBody(pending.token, audiences),
+      std::move(headers),
       [this, key, audiences, start, finish](absl::StatusOr<ApiResponse> response) {
         AdmissionMetrics& metrics = AdmissionMetrics::get();
         metrics.token_review_latency.observe(absl::ToDoubleSeconds(absl::Now() - start));
@@ -481,7 +487,8 @@ void DelegatedAdmission::Impl::checkImpersonation(LoopState& state, Dispatcher& 
                                                   std::shared_ptr<PendingRequest> request) {
   const ImpersonationPlan& plan = *request->impersonation;
   if (index == plan.checks.size()) {
-    AA_VLOG(2) << "user \"" << requestor.name << "\" impersonates \"" << plan.impersonated.name << "\"";
+    AA_VLOG(2) << "user \"" << requestor.name << "\" impersonates \"" << plan.impersonated.name
+               << "\"";
     authorize(state, loop, plan.impersonated, std::move(request));
     return;
   }
@@ -504,22 +511,27 @@ void DelegatedAdmission::Impl::checkImpersonation(LoopState& state, Dispatcher& 
 void DelegatedAdmission::Impl::authorize(LoopState& state, Dispatcher& loop, UserInfo user,
                                          std::shared_ptr<PendingRequest> request) {
   const RequestInfo& info = request->info;
-  decide(state, loop, user, info, [this, user, request](const AuthorizationVerdict& verdict) {
-    finishAuthorization(user, verdict, *request);
+  // The pending request owns the user until the decision (at once from a cache, later from a
+  // SubjectAccessReview), so neither the call nor the callback copies it.
+  request->user = std::move(user);
+  decide(state, loop, request->user, info, [this, request](const AuthorizationVerdict& verdict) {
+    finishAuthorization(verdict, *request);
   });
 }
 
-void DelegatedAdmission::Impl::finishAuthorization(const UserInfo& user,
-                                                   const AuthorizationVerdict& verdict,
+void DelegatedAdmission::Impl::finishAuthorization(const AuthorizationVerdict& verdict,
                                                    PendingRequest& request) {
   AdmissionVerdict v;
   switch (verdict.kind) {
     case AuthorizationVerdict::Kind::kAllow:
-      v = AdmissionVerdict::forward(user);
-      break;
+      v = AdmissionVerdict::forward(std::move(request.user));  // the request ends here
+      v.verb = upperVerb(request.info);
+      request.done(std::move(v));
+      return;
     case AuthorizationVerdict::Kind::kForbidden:
       AA_VLOG(2) << "Forbidden: \"" << request.target << "\", Reason: \"" << verdict.reason << "\"";
-      v = fromHttpError(forbiddenResponse(user, request.info, verdict.reason, request.style));
+      v = fromHttpError(
+          forbiddenResponse(request.user, request.info, verdict.reason, request.style));
       break;
     case AuthorizationVerdict::Kind::kInternalError:
     case AuthorizationVerdict::Kind::kNeedsSubjectAccessReview:
@@ -527,7 +539,7 @@ void DelegatedAdmission::Impl::finishAuthorization(const UserInfo& user,
       break;
   }
   v.verb = upperVerb(request.info);
-  v.user = user;  // for the access log
+  v.user = std::move(request.user);  // for the access log
   request.done(std::move(v));
 }
 
@@ -535,11 +547,12 @@ absl::StatusOr<std::unique_ptr<DelegatedAdmission>> DelegatedAdmission::create(
     DelegatedAdmissionOptions options, std::shared_ptr<const KubeTransport> authn_transport,
     std::shared_ptr<const KubeTransport> authz_transport) {
   AuthorizerOptions authz;
-  bool has_static = std::find(options.authorization_modes.begin(), options.authorization_modes.end(),
-                              "static") != options.authorization_modes.end();
-  bool has_webhook = std::find(options.authorization_modes.begin(),
-                               options.authorization_modes.end(),
-                               "webhook") != options.authorization_modes.end();
+  bool has_static =
+      std::find(options.authorization_modes.begin(), options.authorization_modes.end(), "static") !=
+      options.authorization_modes.end();
+  bool has_webhook =
+      std::find(options.authorization_modes.begin(), options.authorization_modes.end(),
+                "webhook") != options.authorization_modes.end();
   authz.mode = has_static && has_webhook ? AuthorizationMode::kStaticThenWebhook
                : has_static              ? AuthorizationMode::kStatic
                                          : AuthorizationMode::kWebhook;
@@ -576,12 +589,13 @@ DelegatedAdmission::~DelegatedAdmission() = default;
 void DelegatedAdmission::attachLoop(Dispatcher& loop) { impl_->attach(loop); }
 void DelegatedAdmission::detachLoop(Dispatcher& loop) { impl_->detach(loop); }
 
-absl::Status DelegatedAdmission::updateAuthentication(const ExtensionApiserverAuthentication& config) {
+absl::Status DelegatedAdmission::updateAuthentication(
+    const ExtensionApiserverAuthentication& config) {
   return impl_->update(config);
 }
 
-void DelegatedAdmission::admit(RequestHead& head, const ConnectionInfo& connection, Dispatcher& loop,
-                               std::function<void(AdmissionVerdict)> done) {
+void DelegatedAdmission::admit(RequestHead& head, const ConnectionInfo& connection,
+                               Dispatcher& loop, std::function<void(AdmissionVerdict)> done) {
   impl_->admit(head, connection, loop, std::move(done));
 }
 

@@ -35,6 +35,15 @@ TEST(UpstreamRequest, AppendsToExistingForwardedFor) {
             "X-Forwarded-For: 1.1.1.1, 2.2.2.2, 3.3.3.3, 127.0.0.1\r\n\r\n");
 }
 
+TEST(UpstreamRequest, ForwardedForNamedByConnectionIsNotCarriedOver) {
+  // Go's ReverseProxy strips Connection-listed headers before it reads the prior value.
+  RequestHead head = get("/");
+  head.headers.add("Connection", "X-Forwarded-For");
+  head.headers.add("X-Forwarded-For", "6.6.6.6");
+  EXPECT_EQ(serializeUpstreamRequest(head, "127.0.0.1"),
+            "GET / HTTP/1.1\r\nHost: example\r\nX-Forwarded-For: 127.0.0.1\r\n\r\n");
+}
+
 TEST(UpstreamRequest, KeepsUpgradeForUpgradeRequests) {
   RequestHead head = get("/exec");
   head.method = "POST";
@@ -87,8 +96,9 @@ TEST(DownstreamResponse, ContentLengthPassesThrough) {
 TEST(DownstreamResponse, CloseDelimitedBecomesChunkedForHttp11) {
   DownstreamResponse out = buildDownstreamResponse(response(200), get("/"), true, true);
   EXPECT_EQ(out.framing, BodyFraming::kChunked);
-  EXPECT_EQ(out.head,
-            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n");
+  EXPECT_EQ(
+      out.head,
+      "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n");
 }
 
 TEST(DownstreamResponse, ChunkedForHttp10ClientIsCloseDelimited) {
@@ -100,7 +110,8 @@ TEST(DownstreamResponse, ChunkedForHttp10ClientIsCloseDelimited) {
   DownstreamResponse out = buildDownstreamResponse(up, req, true, false);
   EXPECT_EQ(out.framing, BodyFraming::kUntilClose);
   EXPECT_TRUE(out.close_after);
-  EXPECT_EQ(out.head, "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(out.head,
+            "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n");
 }
 
 TEST(DownstreamResponse, SwitchingProtocolsKeepsUpgrade) {
@@ -115,9 +126,10 @@ TEST(DownstreamResponse, SwitchingProtocolsKeepsUpgrade) {
   DownstreamResponse out = buildDownstreamResponse(up, req, true, true);
   EXPECT_EQ(out.framing, BodyFraming::kNone);
   EXPECT_FALSE(out.close_after);
-  EXPECT_EQ(out.head,
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: abc\r\n"
-            "Connection: Upgrade\r\n\r\n");
+  EXPECT_EQ(
+      out.head,
+      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: abc\r\n"
+      "Connection: Upgrade\r\n\r\n");
 }
 
 TEST(DownstreamResponse, HeadResponseKeepsContentLengthWithoutBody) {

@@ -9,7 +9,6 @@
 #include <sys/un.h>
 
 #include <cerrno>
-
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -140,13 +139,14 @@ void UpstreamConnection::onEvent(bufferevent* bev, short what, void* self) {
     conn->connected_ = true;
     int fd = bufferevent_getfd(bev);
     int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));  // fails harmlessly on Unix sockets
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
+               sizeof(one));  // fails harmlessly on Unix sockets
     bufferevent_set_timeouts(bev, nullptr, nullptr);
     if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
       bufferevent_disable(bev, EV_WRITE);
     }
-    conn->read_event_.reset(
-        event_new(conn->pool_->base_, fd, EV_READ | EV_PERSIST, &UpstreamConnection::onReadable, conn));
+    conn->read_event_.reset(event_new(conn->pool_->base_, fd, EV_READ | EV_PERSIST,
+                                      &UpstreamConnection::onReadable, conn));
     conn->updateReadEvent();
     if (conn->handler_ != nullptr) {
       conn->handler_->onUpstreamConnected();
