@@ -542,6 +542,80 @@ def tls_connect(port: int, client: "TlsClient", host: str = "127.0.0.1",
     return context.wrap_socket(raw, server_hostname=host)
 
 
+class BufferedTlsClient:
+    """TLS over a plain socket through memory BIOs, so a test decides which TLS records share one
+    send(): several pipelined requests in one segment, or a request in the same flight as the
+    handshake's Finished. A server must answer all of them without waiting for more bytes."""
+
+    def __init__(self, port: int, client: "TlsClient", host: str = "127.0.0.1",
+                 timeout: float = 5.0):
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.load_verify_locations(str(client.cacert))
+        if client.cert:
+            context.load_cert_chain(str(client.cert), str(client.key))
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self._incoming = ssl.MemoryBIO()
+        self._outgoing = ssl.MemoryBIO()
+        self.tls = context.wrap_bio(self._incoming, self._outgoing, server_hostname=host)
+        self._plain = b""
+
+    def __enter__(self) -> "BufferedTlsClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.sock.close()
+
+    def _receive(self) -> None:
+        data = self.sock.recv(65536)
+        if not data:
+            raise ConnectionError("server closed the connection")
+        self._incoming.write(data)
+
+    def handshake(self, send_last_flight: bool = True) -> None:
+        """With send_last_flight=False the client's Finished stays queued for the next flush()."""
+        while True:
+            try:
+                self.tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self.flush()
+                self._receive()
+        if send_last_flight:
+            self.flush()
+
+    def queue(self, data: bytes) -> None:
+        """Encrypts data (one record per 16 KiB) without sending it."""
+        self.tls.write(data)
+
+    def flush(self) -> None:
+        pending = self._outgoing.read()
+        if pending:
+            self.sock.sendall(pending)
+
+    def _read_plain(self) -> None:
+        while True:
+            try:
+                self._plain += self.tls.read(65536)
+                return
+            except ssl.SSLWantReadError:
+                self._receive()
+
+    def read_response(self) -> Tuple[bytes, bytes]:
+        """One response framed by Content-Length: (head, body)."""
+        while b"\r\n\r\n" not in self._plain:
+            self._read_plain()
+        head, _, self._plain = self._plain.partition(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value.strip())
+        while len(self._plain) < length:
+            self._read_plain()
+        body, self._plain = self._plain[:length], self._plain[length:]
+        return head, body
+
+
 def read_http_head(sock: socket.socket, timeout: float = 5.0) -> Tuple[bytes, bytes]:
     """Reads until the end of a response head; returns (head, bytes already read past it)."""
     sock.settimeout(timeout)

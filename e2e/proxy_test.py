@@ -207,6 +207,29 @@ class ProxyDataPlaneTest(ProxyTestBase):
                         f"second event at {t2:.2f}s, stream ended at {ended_at:.2f}s: buffered?")
         self.assertGreater(t2 - t1, 0.5, "events one interval apart")
 
+    def test_pipelined_requests_in_one_segment_answer_in_order(self):
+        # Three TLS records in one send(): the proxy reads them together, and the second and
+        # third must be answered without the client sending anything more.
+        paths = [GV, GV + "/namespaces/default/samples", GV + "/namespaces/team-a/samples/x"]
+        with harness.BufferedTlsClient(self.port, self.alice) as client:
+            client.handshake()
+            for path in paths:
+                client.queue(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+            client.flush()
+            responses = [client.read_response() for _ in paths]
+        self.assertEqual([head.split(b"\r\n")[0] for head, _ in responses],
+                         [b"HTTP/1.1 200 OK"] * 3)
+        self.assertEqual([body for _, body in responses], [DISCOVERY, LIST_DEFAULT, GET_TEAM_A_X])
+
+    def test_request_in_the_handshake_flight_is_answered(self):
+        # The client's Finished and its first request in one segment (TLS 1.3 allows it).
+        with harness.BufferedTlsClient(self.port, self.alice) as client:
+            client.handshake(send_last_flight=False)
+            client.queue(f"GET {GV} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+            client.flush()
+            head, body = client.read_response()
+        self.assertEqual((head.split(b"\r\n")[0], body), (b"HTTP/1.1 200 OK", DISCOVERY))
+
     def test_upgrade_becomes_a_tunnel(self):
         with harness.tls_connect(self.port, self.alice) as s:
             s.sendall(b"GET /debug/echo HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\n"

@@ -102,6 +102,11 @@ void ClientConnection::onDownstreamEvent(bufferevent* bev, short what, void* sel
     AA_VLOG(4) << "TLS handshake with " << conn->peer_ip_ << " done: " << SSL_get_version(ssl)
                << (SSL_session_reused(ssl) ? " (resumed)" : "")
                << (conn->peer_leaf_ ? " with client certificate" : " without client certificate");
+    if (SSL_has_pending(ssl)) {
+      // The first request came in the same read as the client's Finished (read-ahead): no
+      // socket event will announce it.
+      conn->processDownstreamInput();
+    }
     return;
   }
   if ((what & BEV_EVENT_ERROR) && !conn->handshake_done_) {
@@ -177,7 +182,7 @@ void ClientConnection::parseDownstreamInput() {
     return;
   }
   evbuffer* input = bufferevent_get_input(bev_.get());
-  while (evbuffer_get_length(input) > 0) {
+  while (evbuffer_get_length(input) > 0 || pullBufferedTls()) {
     if (phase_ == Phase::kClosing || phase_ == Phase::kAdmitting ||
         request_pause_ != PauseReason::kNone || forwardingBodyBlocked()) {
       return;
@@ -770,6 +775,7 @@ void ClientConnection::enterTunnel() {
 }
 
 void ClientConnection::pumpToBackend() {
+  pullBufferedTls();
   evbuffer* out = upstream_->output();
   evbuffer_add_buffer(out, bufferevent_get_input(bev_.get()));
   upstream_->flush();
@@ -784,6 +790,45 @@ void ClientConnection::pumpToClient() {
   if (evbuffer_get_length(bufferevent_get_output(bev_.get())) >= kBufferHighWatermark) {
     upstream_->setReading(false);  // re-enabled by onDownstreamWrite
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading from the client.
+
+bool ClientConnection::pullBufferedTls() {
+  if (!handshake_done_ || !bev_ || !SSL_has_pending(ssl_)) {
+    return false;
+  }
+  evbuffer* input = bufferevent_get_input(bev_.get());
+  bool pulled = false;
+  while (SSL_has_pending(ssl_) && evbuffer_get_length(input) < kBufferHighWatermark) {
+    evbuffer_iovec space;
+    if (evbuffer_reserve_space(input, static_cast<ev_ssize_t>(kMaxTlsRecordPlaintext), &space, 1) <
+        1) {
+      return pulled;
+    }
+    ERR_clear_error();
+    int n =
+        SSL_read(ssl_, space.iov_base, static_cast<int>(std::min<size_t>(space.iov_len, INT_MAX)));
+    if (n > 0) {
+      space.iov_len = static_cast<size_t>(n);
+      evbuffer_commit_space(input, &space, 1);
+      pulled = true;
+      continue;
+    }
+    evbuffer_commit_space(input, nullptr, 0);
+    int error = SSL_get_error(ssl_, n);
+    ERR_clear_error();
+    if (error != SSL_ERROR_WANT_READ && error != SSL_ERROR_WANT_WRITE) {
+      // close_notify or a broken record among the buffered bytes: end the connection the way
+      // the bufferevent would have, from the event loop rather than from inside this call.
+      bufferevent_trigger_event(bev_.get(),
+                                error == SSL_ERROR_ZERO_RETURN ? BEV_EVENT_EOF : BEV_EVENT_ERROR,
+                                BEV_TRIG_DEFER_CALLBACKS);
+    }
+    break;  // the rest of a partial record comes through the socket and the bufferevent
+  }
+  return pulled;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -98,6 +98,10 @@ class ClientConnection : public UpstreamConnection::Handler,
   // Tunnel pumps: move what one side sent to the other, pausing the reader at the watermark.
   void pumpToBackend();
   void pumpToClient();
+  // With TLS read-ahead, OpenSSL may hold records beyond the one the bufferevent asked for;
+  // bufferevent_openssl only checks SSL_pending (decrypted bytes), so they would wait for a
+  // socket event that never comes. Moves them into the input buffer; true if it moved any.
+  bool pullBufferedTls();
   // Sends what out_ holds: at once when the socket takes it, else through the bufferevent.
   void flushDownstream();
   void closeAfterFlush();

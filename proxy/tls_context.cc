@@ -104,7 +104,8 @@ absl::StatusOr<std::pair<std::string, std::string>> generateSelfSignedCertificat
   X509_set_pubkey(cert.get(), key.get());
   X509_NAME* name = X509_get_subject_name(cert.get());
   X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                             reinterpret_cast<const unsigned char*>(common_name.c_str()), -1, -1, 0);
+                             reinterpret_cast<const unsigned char*>(common_name.c_str()), -1, -1,
+                             0);
   X509_set_issuer_name(cert.get(), name);
   X509V3_CTX v3;
   X509V3_set_ctx_nodb(&v3);
@@ -146,6 +147,9 @@ absl::StatusOr<std::shared_ptr<const ServerTlsContext>> ServerTlsContext::create
   // Writes handed from our own SSL_write to the bufferevent's retry may see the bytes at a
   // different address; OpenSSL only needs the same bytes.
   SSL_CTX_set_mode(ctx.get(), SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  // One read() per TLS record instead of two (header, then body); ClientConnection moves
+  // records read ahead into its input (see pullBufferedTls).
+  SSL_CTX_set_read_ahead(ctx.get(), 1);
 
   std::string cert_pem;
   std::string key_pem;
@@ -183,8 +187,9 @@ absl::StatusOr<std::shared_ptr<const ServerTlsContext>> ServerTlsContext::create
   EvpPkeyPtr key(PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr));
   if (!key || SSL_CTX_use_PrivateKey(ctx.get(), key.get()) != 1 ||
       SSL_CTX_check_private_key(ctx.get()) != 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--tls-private-key-file: not a private key matching --tls-cert-file: ", drainOpenSslErrors()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--tls-private-key-file: not a private key matching --tls-cert-file: ",
+                     drainOpenSslErrors()));
   }
 
   if (!settings.client_ca_pems.empty()) {
