@@ -1,26 +1,23 @@
 // aa-proxy's entry point: parse flags, build the TLS context and admission chain, serve until
 // SIGTERM/SIGINT.
+#include <http_parser.h>
 #include <netdb.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <cstring>
-
-#include "absl/strings/str_cat.h"
-
 #include <cstdio>
+#include <cstring>
+#include <future>
 #include <iostream>
 
-#include <http_parser.h>
-
-#include <future>
-
+#include "absl/strings/str_cat.h"
 #include "common/logging.h"
 #include "common/metrics.h"
-#include "config/kubeconfig.h"
 #include "config/flags.h"
+#include "config/kubeconfig.h"
 #include "kube/apiserver_client.h"
 #include "kube/configmap_source.h"
 #include "kube/kube_transport.h"
@@ -33,6 +30,21 @@
 
 namespace aaproxy {
 namespace {
+
+// Every client, backend and kube-apiserver connection is a descriptor; the usual soft limit of
+// 1024 would refuse connections long before the proxy is busy. Go programs (kube-apiserver
+// included) raise the soft limit to the hard one at start; so do we.
+void raiseOpenFileLimit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) {
+    return;
+  }
+  rlim_t previous = limit.rlim_cur;
+  limit.rlim_cur = limit.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &limit) == 0) {
+    AA_VLOG(1) << "open file limit raised from " << previous << " to " << limit.rlim_cur;
+  }
+}
 
 int fail(absl::string_view message) {
   std::fprintf(stderr, "aa-proxy: %.*s\n", static_cast<int>(message.size()), message.data());
@@ -56,7 +68,8 @@ bool probeBackend(const UpstreamAddress& address) {
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* result = nullptr;
-  if (getaddrinfo(address.host.c_str(), std::to_string(address.port).c_str(), &hints, &result) != 0) {
+  if (getaddrinfo(address.host.c_str(), std::to_string(address.port).c_str(), &hints, &result) !=
+      0) {
     return false;
   }
   bool ok = false;
@@ -77,14 +90,15 @@ bool probeBackend(const UpstreamAddress& address) {
 // The kube-apiserver connection for one purpose: the flag's kubeconfig, else --kubeconfig, else
 // in-cluster. No cluster at all is not an error (standalone mode): null then.
 absl::StatusOr<std::shared_ptr<const KubeTransport>> loadTransport(const std::string& flag,
-                                                                  const std::string& specific,
-                                                                  const std::string& fallback) {
+                                                                   const std::string& specific,
+                                                                   const std::string& fallback) {
   std::string path = !specific.empty() ? specific : fallback;
   InClusterEnvironment env = InClusterEnvironment::fromProcess();
   if (path.empty() && env.service_host.empty()) {
     return std::shared_ptr<const KubeTransport>();
   }
-  absl::StatusOr<std::shared_ptr<const KubeClientConfig>> config = loadKubeClientConfig(path, "", env);
+  absl::StatusOr<std::shared_ptr<const KubeClientConfig>> config =
+      loadKubeClientConfig(path, "", env);
   if (!config.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(flag, ": ", config.status().message()));
   }
@@ -165,7 +179,8 @@ int run(int argc, char** argv) {
 
   // Client-certificate trust: the authenticators and the handshake's CA union move together.
   AuthenticationSources authentication(options, [admission, &tls_reloader](
-                                                    const ExtensionApiserverAuthentication& config) {
+                                                    const ExtensionApiserverAuthentication&
+                                                        config) {
     if (absl::Status s = admission->updateAuthentication(config); !s.ok()) {
       return s;
     }
@@ -181,11 +196,12 @@ int run(int argc, char** argv) {
     return fail(s.message());
   }
   MetricsRegistry& metrics = MetricsRegistry::global();
-  const char* reloads_help = "Reloads of the extension-apiserver-authentication ConfigMap by result.";
+  const char* reloads_help =
+      "Reloads of the extension-apiserver-authentication ConfigMap by result.";
   Counter& configmap_reloads_ok = metrics.counter("aaproxy_authentication_config_reloads_total",
                                                   reloads_help, "result=\"success\"");
-  Counter& configmap_reloads_failed = metrics.counter(
-      "aaproxy_authentication_config_reloads_total", reloads_help, "result=\"failure\"");
+  Counter& configmap_reloads_failed = metrics.counter("aaproxy_authentication_config_reloads_total",
+                                                      reloads_help, "result=\"failure\"");
   const char* tls_reloads_help = "Reloads of the serving certificate and CA files by result.";
   Counter& tls_reloads_ok =
       metrics.counter("aaproxy_tls_reloads_total", tls_reloads_help, "result=\"success\"");
@@ -222,8 +238,9 @@ int run(int argc, char** argv) {
   }
   std::unique_ptr<ApiServerClient> control_client;
   std::unique_ptr<ConfigMapSource> configmap;
-  const bool lookup = *authn_transport && !options.authentication_skip_lookup &&
-                      (options.client_ca_file.empty() || options.requestheader_client_ca_file.empty());
+  const bool lookup =
+      *authn_transport && !options.authentication_skip_lookup &&
+      (options.client_ca_file.empty() || options.requestheader_client_ca_file.empty());
   control.start();
   if (lookup) {
     state->health().setAuthenticationConfigLoaded(false);
@@ -234,8 +251,8 @@ int run(int argc, char** argv) {
     cm_options.log = [](std::string_view message) { AA_LOG(I) << message; };
     configmap = std::make_unique<ConfigMapSource>(
         *control_client, cm_options,
-        [&authentication, state, &configmap_reloads_ok, &configmap_reloads_failed](
-            const ConfigMapData& data) {
+        [&authentication, state, &configmap_reloads_ok,
+         &configmap_reloads_failed](const ConfigMapData& data) {
           if (absl::Status s = authentication.onConfigMap(data); !s.ok()) {
             configmap_reloads_failed.inc();
             AA_LOG(E) << "keeping the previous authentication configuration: " << s;
@@ -264,6 +281,7 @@ int run(int argc, char** argv) {
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
+  raiseOpenFileLimit();
 
   absl::StatusOr<std::unique_ptr<ProxyServer>> server = ProxyServer::create(std::move(shared));
   if (!server.ok()) {
@@ -274,8 +292,8 @@ int run(int argc, char** argv) {
     admission->attachLoop(*loop);
   }
   (*server)->start();
-  AA_LOG(I) << "serving on https://" << options.bind_address << ":" << (*server)->port()
-            << " with " << options.workers << " workers, forwarding to " << options.upstream.display;
+  AA_LOG(I) << "serving on https://" << options.bind_address << ":" << (*server)->port() << " with "
+            << options.workers << " workers, forwarding to " << options.upstream.display;
 
   // The main thread is the control thread: signals, file watching, backend probing.
   absl::Time next_tls_check = absl::Now() + options.tls_reload_interval;
