@@ -99,6 +99,9 @@ void setIdentityHeaders(HeaderMap& headers, const UserInfo& user) {
 
 size_t stripWebSocketBearerProtocols(HeaderMap& headers) {
   static constexpr std::string_view kPrefix = "base64url.bearer.authorization.k8s.io.";
+  if (!headers.has("Sec-WebSocket-Protocol")) {
+    return 0;  // the usual request: nothing to rewrite, nothing to copy
+  }
   size_t removed = 0;
   HeaderMap rewritten;
   bool changed = false;

@@ -9,12 +9,14 @@
 namespace aaproxy {
 namespace {
 
-std::vector<std::string> splitPath(std::string_view path) {
+// Views into `path`.
+std::vector<std::string_view> splitPath(std::string_view path) {
   size_t b = path.find_first_not_of('/');
   if (b == std::string_view::npos) return {};
   size_t e = path.find_last_not_of('/');
   path = path.substr(b, e - b + 1);
-  std::vector<std::string> parts;
+  std::vector<std::string_view> parts;
+  parts.reserve(8);
   size_t start = 0;
   for (;;) {
     size_t slash = path.find('/', start);
@@ -96,7 +98,7 @@ absl::StatusOr<RequestInfo> resolveRequestInfo(std::string_view method,
   info.path = uri->path;
   info.verb = goAsciiLower(method);
 
-  std::vector<std::string> parts = splitPath(uri->path);
+  std::vector<std::string_view> parts = splitPath(uri->path);
   if (parts.size() < 3) return info;
   if (parts[0] != "api" && parts[0] != "apis") return info;
   info.apiPrefix = parts[0];
