@@ -694,7 +694,7 @@ int ClientConnection::onResponseMessageComplete(http_parser* p) {
   ClientConnection* c = fromParser(p);
   int status = c->response_head_.status;
   if (status / 100 == 1 && status != 101) {
-    c->response_head_ = ResponseHead();  // an interim response; the final one follows
+    c->response_head_.reset();  // an interim response; the final one follows
     return 0;
   }
   if (c->framing_ == BodyFraming::kChunked) {
@@ -734,8 +734,8 @@ void ClientConnection::finishCycle() {
     return;
   }
   // Ready for the next request, which may already be waiting in the input buffer.
-  head_ = RequestHead();
-  response_head_ = ResponseHead();
+  head_.reset();
+  response_head_.reset();
   request_line_bytes_ = 0;
   header_bytes_ = 0;
   parse_error_status_ = 0;

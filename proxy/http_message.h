@@ -22,6 +22,18 @@ struct RequestHead {
   std::optional<uint64_t> content_length;
 
   bool hasBody() const { return chunked || (content_length.has_value() && *content_length > 0); }
+
+  // A fresh head that keeps the header vector's and the target's buffers for the next request
+  // on a keep-alive connection.
+  void reset() {
+    HeaderMap kept_headers = std::move(headers);
+    std::string kept_target = std::move(target);
+    *this = RequestHead();
+    kept_headers.clear();
+    kept_target.clear();
+    headers = std::move(kept_headers);
+    target = std::move(kept_target);
+  }
 };
 
 struct ResponseHead {
@@ -33,6 +45,14 @@ struct ResponseHead {
   bool keep_alive = true;
   bool chunked = false;
   std::optional<uint64_t> content_length;
+
+  // A fresh head that keeps the header vector's buffer (see RequestHead::reset).
+  void reset() {
+    HeaderMap kept_headers = std::move(headers);
+    *this = ResponseHead();
+    kept_headers.clear();
+    headers = std::move(kept_headers);
+  }
 };
 
 // How the proxy frames a response body towards the client.
