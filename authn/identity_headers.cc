@@ -2,7 +2,6 @@
 #include "authn/identity_headers.h"
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 
 namespace aaproxy {
 namespace {
@@ -36,16 +35,27 @@ bool isTokenChar(unsigned char c) {
 
 }  // namespace
 
-std::string escapeExtraHeaderKey(std::string_view key) {
-  std::string out;
-  out.reserve(key.size());
+namespace {
+
+void appendEscapedExtraHeaderKey(std::string& out, std::string_view key) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
   for (unsigned char c : key) {
     if (!isTokenChar(c) || c == '%') {
-      absl::StrAppendFormat(&out, "%%%02X", c);
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 0xf];
     } else {
       out += static_cast<char>(c);
     }
   }
+}
+
+}  // namespace
+
+std::string escapeExtraHeaderKey(std::string_view key) {
+  std::string out;
+  out.reserve(key.size() + 8);
+  appendEscapedExtraHeaderKey(out, key);
   return out;
 }
 
@@ -90,7 +100,9 @@ void setIdentityHeaders(HeaderMap& headers, const UserInfo& user) {
     headers.add(kRemoteGroupHeader, group);
   }
   for (const auto& [key, values] : user.extra) {
-    std::string name = absl::StrCat(kRemoteExtraHeaderPrefix, escapeExtraHeaderKey(key));
+    std::string name(kRemoteExtraHeaderPrefix);
+    name.reserve(name.size() + key.size() + 8);
+    appendEscapedExtraHeaderKey(name, key);
     for (const std::string& value : values) {
       headers.add(name, value);
     }
