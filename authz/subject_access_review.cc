@@ -109,6 +109,7 @@ constexpr size_t kMaxControlledAttrCacheSize = 10000;
 
 std::string subjectAccessReviewSpecJson(const UserInfo& user, const RequestInfo& info) {
   std::string out;
+  out.reserve(384);  // built for every request as the decision cache key: grow once, not often
   appendSpec(out, user, info);
   return out;
 }
