@@ -37,14 +37,12 @@ class EventLoop : public Dispatcher {
   void drainPosted();
 
   EventBasePtr base_;
+  int wake_fd_ = -1;  // eventfd: post() writes, the loop reads
   EventPtr posted_event_;
   absl::Mutex mutex_;
   std::deque<std::function<void()>> posted_ ABSL_GUARDED_BY(mutex_);
   std::thread thread_;
   std::thread::id loop_thread_id_;
 };
-
-// Makes libevent thread-aware (locks, cross-thread event_active); call once before any loop.
-void initLibeventThreading();
 
 }  // namespace aaproxy
