@@ -162,7 +162,7 @@ class DelegatedAdmission::Impl {
   void reviewToken(LoopState& state, Dispatcher& loop,
                    std::shared_ptr<const AuthenticationSnapshot> snap, ChainDecision pending,
                    std::shared_ptr<PendingRequest> request);
-  void onAuthenticated(LoopState& state, Dispatcher& loop, const ChainDecision& decision,
+  void onAuthenticated(LoopState& state, Dispatcher& loop, ChainDecision decision,
                        std::shared_ptr<PendingRequest> request);
   using VerdictCallback = std::function<void(const AuthorizationVerdict&)>;
   // Authorizes one set of attributes: the synchronous chain, then a (cached) SAR if needed.
@@ -319,7 +319,7 @@ void DelegatedAdmission::Impl::admit(RequestHead& head, const ConnectionInfo& co
     reviewToken(state, loop, std::move(snap), std::move(decision), std::move(request));
     return;
   }
-  onAuthenticated(state, loop, decision, std::move(request));
+  onAuthenticated(state, loop, std::move(decision), std::move(request));
 }
 
 void DelegatedAdmission::Impl::reviewToken(LoopState& state, Dispatcher& loop,
@@ -382,7 +382,7 @@ void DelegatedAdmission::Impl::reviewToken(LoopState& state, Dispatcher& loop,
 }
 
 void DelegatedAdmission::Impl::onAuthenticated(LoopState& state, Dispatcher& loop,
-                                               const ChainDecision& decision,
+                                               ChainDecision decision,
                                                std::shared_ptr<PendingRequest> request) {
   AdmissionMetrics& metrics = AdmissionMetrics::get();
   switch (decision.kind) {
@@ -399,10 +399,10 @@ void DelegatedAdmission::Impl::onAuthenticated(LoopState& state, Dispatcher& loo
         return;
       }
       if (request->impersonation->requested) {
-        checkImpersonation(state, loop, decision.user, 0, std::move(request));
+        checkImpersonation(state, loop, std::move(decision.user), 0, std::move(request));
         return;
       }
-      authorize(state, loop, decision.user, std::move(request));
+      authorize(state, loop, std::move(decision.user), std::move(request));
       return;
     case ChainDecision::Kind::kNeedsTokenReview:
     case ChainDecision::Kind::kUnauthorized:
