@@ -155,8 +155,10 @@ USED_PORTS=" "
 free_port() {
   local port
   for _ in $(seq 100); do
-    port=$((20000 + RANDOM % 40000))
-    if [[ -z $(ss -Htln "sport = :$port") && $USED_PORTS != *" $port "* ]]; then
+    # Below the kernel's ephemeral range (32768+): a port there can be taken by any outgoing
+    # connection (a load generator's, curl's) between this check and the server's bind.
+    port=$((20000 + RANDOM % 12000))
+    if [[ -z $(ss -Htan "sport = :$port") && $USED_PORTS != *" $port "* ]]; then
       USED_PORTS+="$port "
       printf -v "$1" '%s' "$port"
       return
