@@ -32,9 +32,9 @@ Environment overrides (defaults in brackets):
                              JSON when that target is missing or does not answer [auto]
   BENCH_BAZEL_OUTPUT_BASE=DIR       [/root/.cache/bazel-bench]
   BENCH_RESULTS=FILE         also write every run's raw JSON (plus CPU counters) to FILE
-  BENCH_PAIRED=0|1           after the rounds, also load aa-proxy and nginx at the same time
-                             (half the connections each), so both see the same moment of a
-                             machine whose speed drifts; prints the CPU/req ratio per round [1]
+  BENCH_PAIRED=0|1           after the rounds, also load every proxy at the same time (an
+                             equal share of the connections each), so all see the same moment
+                             of a machine whose speed drifts; prints CPU/req ratios to nginx [1]
   BENCH_KEEP_TMP=1           keep the temporary directory (configs, PKI, logs)
 EOF
 }
@@ -609,35 +609,55 @@ done
 [[ -n ${BENCH_RESULTS:-} ]] && cp "$RESULTS" "$BENCH_RESULTS"
 
 # Paired rounds: the sequential rounds above give each target its own 10 s, and on a shared VM
-# the machine's speed can change between them by a third. Here aa-proxy and nginx are loaded at
-# the same moment (two load generators, half the connections each), so a slow phase hits both.
-PAIRED_RATIOS=()
-if [[ ${BENCH_PAIRED:-1} == 1 && -n $AA_PROXY_PID && -n $NGINX_PID ]] && target_wanted aa-proxy; then
-  half=$((CONNECTIONS / 2))
+# the machine's speed can change between them by a third. Here every proxy (aa-proxy,
+# aa-proxy-sar, nginx) is loaded at the same moment, one load generator each with an equal share
+# of the connections, so a slow phase hits them all; each aa-proxy's CPU/req is compared with
+# nginx's from the same round.
+declare -A PAIRED_RATIOS=()
+PAIRED=()
+pid_of() {
+  case "$1" in
+    aa-proxy) echo "$AA_PROXY_PID" ;;
+    aa-proxy-sar) echo "$AA_PROXY_SAR_PID" ;;
+    nginx) echo "$NGINX_PID" ;;
+  esac
+}
+for name in "${ACTIVE[@]}"; do
+  [[ $name != backend ]] && PAIRED+=("$name")
+done
+if [[ ${BENCH_PAIRED:-1} == 1 && -n $NGINX_PID && ${#PAIRED[@]} -ge 2 ]]; then
+  share=$((CONNECTIONS / ${#PAIRED[@]}))
   for ((run = 1; run <= RUNS; run++)); do
-    a0=$(cpu_ticks -c "$AA_PROXY_PID")
-    n0=$(cpu_ticks -c "$NGINX_PID")
-    "$LOADGEN" --url "$AA_PROXY_URL$REQUEST_PATH" --connections "$half" --threads 1 \
-      --duration "$DURATION" "${CLIENT_TLS[@]}" >"$TMP/paired-aa.out" 2>"$TMP/paired-aa.err" &
-    pa=$!
-    "$LOADGEN" --url "$NGINX_URL$REQUEST_PATH" --connections "$half" --threads 1 \
-      --duration "$DURATION" "${CLIENT_TLS[@]}" >"$TMP/paired-nginx.out" 2>"$TMP/paired-nginx.err" &
-    pn=$!
-    CHILD_PID=$pa
-    wait "$pa" || die "the load generator failed against aa-proxy (paired round)"
-    CHILD_PID=$pn
-    wait "$pn" || die "the load generator failed against nginx (paired round)"
+    declare -A before=() after=() requests=() cpu=() pids=()
+    for name in "${PAIRED[@]}"; do
+      before[$name]=$(cpu_ticks -c "$(pid_of "$name")")
+    done
+    for name in "${PAIRED[@]}"; do
+      "$LOADGEN" --url "$(url_of "$name")$REQUEST_PATH" --connections "$share" --threads 1 \
+        --duration "$DURATION" "${CLIENT_TLS[@]}" >"$TMP/paired-$name.out" 2>"$TMP/paired-$name.err" &
+      pids[$name]=$!
+    done
+    for name in "${PAIRED[@]}"; do
+      CHILD_PID=${pids[$name]}
+      wait "${pids[$name]}" || die "the load generator failed against $name (paired round)"
+    done
     CHILD_PID=""
-    a1=$(cpu_ticks -c "$AA_PROXY_PID")
-    n1=$(cpu_ticks -c "$NGINX_PID")
-    ra=$(json_number "$(<"$TMP/paired-aa.out")" requests)
-    rn=$(json_number "$(<"$TMP/paired-nginx.out")" requests)
-    line=$(awk -v a=$((a1 - a0)) -v n=$((n1 - n0)) -v ra="$ra" -v rn="$rn" -v hz="$CLK_TCK" 'BEGIN {
-      ca = a * 1e6 / hz / ra; cn = n * 1e6 / hz / rn
-      printf "%.1f %.1f %.3f %d %d", ca, cn, ca / cn, ra, rn }')
-    read -r ca cn ratio ra rn <<<"$line"
-    log "paired round $run/$RUNS: aa-proxy $ca us/req ($ra requests), nginx $cn us/req ($rn requests), ratio $ratio"
-    PAIRED_RATIOS+=("$ratio")
+    summary=""
+    for name in "${PAIRED[@]}"; do
+      after[$name]=$(cpu_ticks -c "$(pid_of "$name")")
+      requests[$name]=$(json_number "$(<"$TMP/paired-$name.out")" requests)
+      cpu[$name]=$(awk -v t=$((after[$name] - before[$name])) -v hz="$CLK_TCK" -v n="${requests[$name]}" \
+        'BEGIN { printf "%.1f", (n > 0) ? t * 1e6 / hz / n : 0 }')
+      summary+=" $name ${cpu[$name]} us/req (${requests[$name]} requests);"
+    done
+    for name in "${PAIRED[@]}"; do
+      [[ $name == nginx ]] && continue
+      ratio=$(awk -v a="${cpu[$name]}" -v n="${cpu[nginx]}" 'BEGIN { printf "%.3f", (n > 0) ? a / n : 0 }')
+      PAIRED_RATIOS[$name]+="$ratio "
+      summary+=" $name/nginx $ratio;"
+    done
+    log "paired round $run/$RUNS:${summary%;}"
+    unset before after requests cpu pids
   done
 fi
 
@@ -714,12 +734,14 @@ END {
   }
 }' "$RESULTS"
 
-if [[ ${#PAIRED_RATIOS[@]} -gt 0 ]]; then
-  printf 'paired (aa-proxy and nginx loaded at the same moment, %d connections each, %s x %d):  proxy CPU/req ratio, median %s (rounds: %s)\n' \
-    "$((CONNECTIONS / 2))" "$DURATION" "$RUNS" \
-    "$(printf '%s\n' "${PAIRED_RATIOS[@]}" | sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }')" \
-    "${PAIRED_RATIOS[*]}"
-fi
+for name in "${PAIRED[@]}"; do
+  [[ -n ${PAIRED_RATIOS[$name]:-} ]] || continue
+  # shellcheck disable=SC2086  # the ratios are a space-separated list
+  printf '%s / nginx, paired (all proxies loaded at the same moment, %d connections each, %s x %d):  proxy CPU/req median %s (rounds: %s)\n' \
+    "$name" "$share" "$DURATION" "$RUNS" \
+    "$(printf '%s\n' ${PAIRED_RATIOS[$name]} | sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }')" \
+    "${PAIRED_RATIOS[$name]% }"
+done
 
 if [[ -n $AA_PROXY_SAR_PID ]]; then
   # Evidence that the decision cache, not the double, answered the load.
