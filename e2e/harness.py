@@ -534,12 +534,17 @@ class StreamingCurl:
 def tls_connect(port: int, client: "TlsClient", host: str = "127.0.0.1",
                 timeout: float = 5.0) -> ssl.SSLSocket:
     """A TLS connection presenting the client's certificate (if any), verifying the server."""
+    raw = socket.create_connection((host, port), timeout=timeout)
+    return client_tls_context(client).wrap_socket(raw, server_hostname=host)
+
+
+def client_tls_context(client: "TlsClient") -> ssl.SSLContext:
+    """What curl would use for `client`: its CA bundle, and its certificate if it has one."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.load_verify_locations(str(client.cacert))
     if client.cert:
         context.load_cert_chain(str(client.cert), str(client.key))
-    raw = socket.create_connection((host, port), timeout=timeout)
-    return context.wrap_socket(raw, server_hostname=host)
+    return context
 
 
 class BufferedTlsClient:
@@ -549,14 +554,11 @@ class BufferedTlsClient:
 
     def __init__(self, port: int, client: "TlsClient", host: str = "127.0.0.1",
                  timeout: float = 5.0):
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        context.load_verify_locations(str(client.cacert))
-        if client.cert:
-            context.load_cert_chain(str(client.cert), str(client.key))
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self._incoming = ssl.MemoryBIO()
         self._outgoing = ssl.MemoryBIO()
-        self.tls = context.wrap_bio(self._incoming, self._outgoing, server_hostname=host)
+        self.tls = client_tls_context(client).wrap_bio(self._incoming, self._outgoing,
+                                                       server_hostname=host)
         self._plain = b""
 
     def __enter__(self) -> "BufferedTlsClient":

@@ -86,21 +86,6 @@ class HopByHopFilter {
 
 }  // namespace
 
-void removeHopByHopHeaders(HeaderMap& headers, bool keep_upgrade) {
-  HopByHopFilter hop(headers, keep_upgrade);
-  // The filter views into `headers`: decide every line before removing any.
-  std::vector<bool> drop;
-  drop.reserve(headers.size());
-  for (const Header& h : headers.entries()) {
-    drop.push_back(hop.drops(h.name));
-  }
-  size_t i = 0;
-  headers.removeIf([&](const Header&) { return drop[i++]; });
-  if (keep_upgrade) {
-    headers.add("Connection", "Upgrade");
-  }
-}
-
 // Both builders below write the kept lines straight out instead of copying the header map and
 // editing the copy: one fewer copy of every header string per request in each direction.
 std::string serializeUpstreamRequest(const RequestHead& head, std::string_view client_ip) {

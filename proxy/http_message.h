@@ -76,7 +76,4 @@ DownstreamResponse buildDownstreamResponse(const ResponseHead& upstream, const R
 std::string serializeLocalResponse(int status, std::string_view content_type, std::string_view body,
                                    const HeaderMap& extra_headers, bool close, int http_minor);
 
-// Removes hop-by-hop headers in place. `keep_upgrade` keeps Connection/Upgrade for upgrades.
-void removeHopByHopHeaders(HeaderMap& headers, bool keep_upgrade);
-
 }  // namespace aaproxy
