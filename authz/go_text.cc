@@ -129,21 +129,28 @@ bool isCtl(unsigned char c) { return c < 0x20 || c == 0x7f; }
 absl::StatusOr<std::string> goUnescape(std::string_view s, bool queryMode) {
   std::string out;
   out.reserve(s.size());
-  for (size_t i = 0; i < s.size(); ++i) {
-    char c = s[i];
-    if (c == '%') {
-      if (i + 2 >= s.size() || hexValue(s[i + 1]) < 0 || hexValue(s[i + 2]) < 0) {
-        std::string_view bad = s.substr(i, 3);
-        return absl::InvalidArgumentError(
-            absl::StrCat("invalid URL escape ", goQuote(bad)));
-      }
-      out += static_cast<char>(hexValue(s[i + 1]) * 16 + hexValue(s[i + 2]));
-      i += 2;
-    } else if (c == '+' && queryMode) {
-      out += ' ';
-    } else {
-      out += c;
+  // Runs without '%' (or '+' in query mode) are copied whole: most paths have no escapes at all.
+  const std::string_view specials = queryMode ? std::string_view("%+") : std::string_view("%");
+  size_t i = 0;
+  while (i < s.size()) {
+    size_t special = s.find_first_of(specials, i);
+    if (special == std::string_view::npos) {
+      out.append(s.data() + i, s.size() - i);
+      break;
     }
+    out.append(s.data() + i, special - i);
+    i = special;
+    if (s[i] == '+') {
+      out += ' ';
+      ++i;
+      continue;
+    }
+    if (i + 2 >= s.size() || hexValue(s[i + 1]) < 0 || hexValue(s[i + 2]) < 0) {
+      std::string_view bad = s.substr(i, 3);
+      return absl::InvalidArgumentError(absl::StrCat("invalid URL escape ", goQuote(bad)));
+    }
+    out += static_cast<char>(hexValue(s[i + 1]) * 16 + hexValue(s[i + 2]));
+    i += 3;
   }
   return out;
 }

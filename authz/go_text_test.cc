@@ -23,6 +23,12 @@ TEST(GoUnescape, PathAndQueryModes) {
   EXPECT_EQ(*goUnescape("a%2fb+c", true), "a/b c");
   EXPECT_EQ(goUnescape("%zz", false).status().message(), R"(invalid URL escape "%zz")");
   EXPECT_EQ(goUnescape("ab%4", false).status().message(), R"(invalid URL escape "%4")");
+  EXPECT_EQ(goUnescape("ab%", false).status().message(), R"(invalid URL escape "%")");
+  EXPECT_EQ(*goUnescape("", false), "");
+  EXPECT_EQ(*goUnescape("/apis/plain/path", false), "/apis/plain/path");
+  EXPECT_EQ(*goUnescape("%41%42c%43", false), "ABcC");
+  EXPECT_EQ(*goUnescape("++%2B+", true), "  + ");
+  EXPECT_EQ(*goUnescape("x%00y", false), std::string("x\0y", 3));
 }
 
 TEST(GoQuery, ParseQuerySemantics) {

@@ -293,6 +293,15 @@ absl::Status checkRequestTimeoutParameter(const RequestInfo& info,
                                           std::string_view request_target) {
   if (info.verb == "watch") return absl::OkStatus();
   if (!info.isResourceRequest && info.path.rfind("/debug/pprof/", 0) == 0) return absl::OkStatus();
+  // Most requests have no query, or one without a `timeout` key (which, unescaped, can only be
+  // spelled literally): no need to parse the target again.
+  size_t q = request_target.find('?');
+  if (q == std::string_view::npos) return absl::OkStatus();
+  std::string_view raw_query = request_target.substr(q + 1);
+  if (raw_query.find('%') == std::string_view::npos &&
+      raw_query.find("timeout") == std::string_view::npos) {
+    return absl::OkStatus();
+  }
   auto uri = parseGoRequestUri(request_target);
   if (!uri.ok()) return absl::OkStatus();
   GoQuery query = GoQuery::parse(uri->rawQuery);

@@ -365,6 +365,13 @@ TEST(RequestInfo, TimeoutParameterCheck) {
             "invalid timeout specified in the request URL - time: missing unit in duration \"30\"");
   EXPECT_EQ(check("GET", "/healthz?timeout=x&timeout=1s").message(),
             "invalid timeout specified in the request URL - time: invalid duration \"x\"");
+  // The key may be percent-encoded; the value is checked decoded.
+  EXPECT_EQ(check("GET", "/api/v1/pods?tim%65out=1%20s").message(),
+            "invalid timeout specified in the request URL - time: unknown unit \" s\" in duration \"1 s\"");
+  EXPECT_EQ(check("GET", "/api/v1/pods?limit=1&timeout=1+s").message(),
+            "invalid timeout specified in the request URL - time: unknown unit \" s\" in duration \"1 s\"");
+  EXPECT_TRUE(check("GET", "/api/v1/pods").ok());
+  EXPECT_TRUE(check("GET", "/api/v1/pods?limit=5&timeoutSeconds=x").ok());
   // Long-running requests skip the check.
   EXPECT_TRUE(check("GET", "/api/v1/pods?watch=1&timeout=x").ok());
   EXPECT_TRUE(check("GET", "/api/v1/watch/pods?timeout=x").ok());
