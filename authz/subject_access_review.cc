@@ -1,6 +1,8 @@
 // SAR JSON is written by hand in Go struct order; strings use Go's HTML-safe escaping.
 #include "authz/subject_access_review.h"
 
+#include <cstdint>
+
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "k8s/status.h"
@@ -105,7 +107,61 @@ void appendSpec(std::string& out, const UserInfo& user, const RequestInfo& info)
 
 constexpr size_t kMaxControlledAttrCacheSize = 10000;
 
+// Cache key pieces: a 4-byte length (or count) before every string (or list), so that no two
+// different field tuples share a key, whatever bytes the strings hold.
+void appendKeyLength(std::string& out, size_t n) {
+  const auto v = static_cast<uint32_t>(n);
+  out.append(reinterpret_cast<const char*>(&v), sizeof v);
+}
+
+void appendKeyString(std::string& out, std::string_view s) {
+  appendKeyLength(out, s.size());
+  out.append(s);
+}
+
+void appendKeyStrings(std::string& out, const std::vector<std::string>& values) {
+  appendKeyLength(out, values.size());
+  for (const std::string& v : values) appendKeyString(out, v);
+}
+
+void appendKeyRequirements(std::string& out, const std::vector<SelectorRequirement>& reqs) {
+  appendKeyLength(out, reqs.size());
+  for (const SelectorRequirement& r : reqs) {
+    appendKeyString(out, r.key);
+    appendKeyString(out, r.op);
+    appendKeyStrings(out, r.values);
+  }
+}
+
 }  // namespace
+
+void appendSubjectAccessReviewCacheKey(std::string& out, const UserInfo& user,
+                                       const RequestInfo& info) {
+  if (info.isResourceRequest) {
+    out += 'R';
+    appendKeyString(out, info.namespaceName);
+    appendKeyString(out, info.verb);
+    appendKeyString(out, info.apiGroup);
+    appendKeyString(out, info.apiVersion);
+    appendKeyString(out, info.resource);
+    appendKeyString(out, info.subresource);
+    appendKeyString(out, info.name);
+    appendKeyRequirements(out, info.fieldSelectorRequirements);
+    appendKeyRequirements(out, info.labelSelectorRequirements);
+  } else {
+    out += 'N';
+    appendKeyString(out, info.path);
+    appendKeyString(out, info.verb);
+  }
+  appendKeyString(out, user.name);
+  appendKeyStrings(out, user.groups);
+  appendKeyLength(out, user.extra.size());
+  for (const auto& [k, values] : user.extra) {
+    appendKeyString(out, k);
+    appendKeyStrings(out, values);
+  }
+  appendKeyString(out, user.uid);
+}
 
 std::string subjectAccessReviewSpecJson(const UserInfo& user, const RequestInfo& info) {
   std::string out;

@@ -20,6 +20,14 @@ inline constexpr char kSubjectAccessReviewPath[] =
 // fieldSelector{requirements}, labelSelector{requirements}; empty fields omitted.
 std::string subjectAccessReviewSpecJson(const UserInfo& user, const RequestInfo& info);
 
+// The decision cache's key: every field of the spec above, each string and list
+// length-prefixed. Two requests get the same key exactly when their specs are equal, as with
+// upstream's key (json.Marshal of the spec), without JSON escaping on every request. (Invalid
+// UTF-8, which JSON turns into U+FFFD, keeps its bytes here: such specs only get separate
+// entries.) Appends to `out`, so a caller can reuse one buffer.
+void appendSubjectAccessReviewCacheKey(std::string& out, const UserInfo& user,
+                                       const RequestInfo& info);
+
 // The POST body client-go sends: json.Encoder output of the whole object, so a trailing "\n":
 // {"kind":"SubjectAccessReview","apiVersion":"authorization.k8s.io/v1","metadata":{},
 //  "spec":{...},"status":{"allowed":false}}

@@ -11,12 +11,15 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <unordered_map>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/hash/hash.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "cache/clock.h"
 
@@ -66,20 +69,25 @@ class CoalescingCache {
   CoalescingCache(const CoalescingCache&) = delete;
   CoalescingCache& operator=(const CoalescingCache&) = delete;
 
-  Lookup lookup(const std::string& key, Dispatcher dispatch, Callback onComplete) {
+  // `dispatch` and `onComplete` are anything a Dispatcher / Callback can be made of; they are
+  // only turned into std::functions (and so copied) when the caller joins, so a hit costs no
+  // allocation.
+  template <typename D, typename C>
+  Lookup lookup(std::string_view key, D&& dispatch, C&& onComplete) {
     Shard& shard = shardFor(key);
     absl::MutexLock lock(&shard.mu);
     if (auto value = shard.findLocked(key, clock_->now())) {
       hits_.fetch_add(1, std::memory_order_relaxed);
       return {Outcome::kHit, std::move(value)};
     }
-    auto it = shard.inflight.find(key);
+    auto it = shard.inflight.find(toAbsl(key));
     if (it != shard.inflight.end()) {
-      it->second.push_back(Waiter{std::move(dispatch), std::move(onComplete)});
+      it->second.push_back(
+          Waiter{Dispatcher(std::forward<D>(dispatch)), Callback(std::forward<C>(onComplete))});
       coalesced_.fetch_add(1, std::memory_order_relaxed);
       return {Outcome::kJoined, std::nullopt};
     }
-    shard.inflight.emplace(key, std::vector<Waiter>{});
+    shard.inflight.emplace(std::string(key), std::vector<Waiter>{});
     misses_.fetch_add(1, std::memory_order_relaxed);
     return {Outcome::kLeader, std::nullopt};
   }
@@ -87,7 +95,7 @@ class CoalescingCache {
   // Finishes the leader's lookup. A value is cached for `ttl` (nothing is cached when
   // ttl <= 0, e.g. upstream's "too large to cache" case); an error is never cached. Every
   // joined waiter gets the result. Completing a key nobody leads only caches the value.
-  void complete(const std::string& key, Result result, std::chrono::nanoseconds ttl) {
+  void complete(std::string_view key, Result result, std::chrono::nanoseconds ttl) {
     std::vector<Waiter> waiters;
     Shard& shard = shardFor(key);
     {
@@ -96,7 +104,7 @@ class CoalescingCache {
         evictions_.fetch_add(shard.insertLocked(key, *result, clock_->now() + ttl),
                              std::memory_order_relaxed);
       }
-      auto it = shard.inflight.find(key);
+      auto it = shard.inflight.find(toAbsl(key));
       if (it != shard.inflight.end()) {
         waiters = std::move(it->second);
         shard.inflight.erase(it);
@@ -114,7 +122,7 @@ class CoalescingCache {
   }
 
   // A plain read: no coalescing, no leader election.
-  std::optional<V> get(const std::string& key) {
+  std::optional<V> get(std::string_view key) {
     Shard& shard = shardFor(key);
     absl::MutexLock lock(&shard.mu);
     return shard.findLocked(key, clock_->now());
@@ -146,9 +154,9 @@ class CoalescingCache {
   struct Shard {
     explicit Shard(size_t cap) : capacity(cap) {}
 
-    std::optional<V> findLocked(const std::string& key, MonotonicClock::TimePoint now)
+    std::optional<V> findLocked(std::string_view key, MonotonicClock::TimePoint now)
         ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-      auto it = index.find(key);
+      auto it = index.find(toAbsl(key));
       if (it == index.end()) return std::nullopt;
       if (it->second->expires <= now) {
         lru.erase(it->second);
@@ -160,9 +168,9 @@ class CoalescingCache {
     }
 
     // Returns how many entries were evicted to make room.
-    uint64_t insertLocked(const std::string& key, const V& value, MonotonicClock::TimePoint expires)
+    uint64_t insertLocked(std::string_view key, const V& value, MonotonicClock::TimePoint expires)
         ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-      auto it = index.find(key);
+      auto it = index.find(toAbsl(key));
       if (it != index.end()) {
         it->second->value = value;
         it->second->expires = expires;
@@ -175,20 +183,26 @@ class CoalescingCache {
         lru.pop_back();
         ++evicted;
       }
-      lru.push_front(Entry{key, value, expires});
-      index.emplace(key, lru.begin());
+      lru.push_front(Entry{std::string(key), value, expires});
+      index.emplace(lru.front().key, lru.begin());
       return evicted;
     }
 
     const size_t capacity;
     mutable absl::Mutex mu;
     std::list<Entry> lru ABSL_GUARDED_BY(mu);  // front: most recently used
-    std::unordered_map<std::string, typename std::list<Entry>::iterator> index ABSL_GUARDED_BY(mu);
-    std::unordered_map<std::string, std::vector<Waiter>> inflight ABSL_GUARDED_BY(mu);
+    // Both maps find by std::string_view (absl's heterogeneous lookup): no key copy per lookup.
+    absl::flat_hash_map<std::string, typename std::list<Entry>::iterator> index ABSL_GUARDED_BY(mu);
+    absl::flat_hash_map<std::string, std::vector<Waiter>> inflight ABSL_GUARDED_BY(mu);
   };
 
-  Shard& shardFor(const std::string& key) const {
-    return *shards_[std::hash<std::string>{}(key) % shards_.size()];
+  // The maps' transparent hash takes absl::string_view, a type of its own in this abseil build.
+  static absl::string_view toAbsl(std::string_view s) {
+    return absl::string_view(s.data(), s.size());
+  }
+
+  Shard& shardFor(std::string_view key) const {
+    return *shards_[absl::Hash<std::string_view>{}(key) % shards_.size()];
   }
 
   const MonotonicClock* clock_;

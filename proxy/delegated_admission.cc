@@ -141,6 +141,7 @@ class DelegatedAdmission::Impl {
     std::shared_ptr<const AuthenticationSnapshot> authn;
     std::unique_ptr<ApiServerClient> authn_client;
     std::unique_ptr<ApiServerClient> authz_client;
+    std::string sar_key;  // decide()'s reusable SubjectAccessReview cache key buffer
   };
 
   Impl(DelegatedAdmissionOptions options, std::shared_ptr<const KubeTransport> authn_transport,
@@ -166,8 +167,11 @@ class DelegatedAdmission::Impl {
                        std::shared_ptr<PendingRequest> request);
   using VerdictCallback = std::function<void(const AuthorizationVerdict&)>;
   // Authorizes one set of attributes: the synchronous chain, then a (cached) SAR if needed.
+  // `done` (callable with const AuthorizationVerdict&) runs once, at once on a decision from
+  // the chain or the cache; it becomes a VerdictCallback only when the decision must wait.
+  template <typename Done>
   void decide(LoopState& state, Dispatcher& loop, const UserInfo& user, const RequestInfo& info,
-              VerdictCallback done);
+              Done&& done);
   void checkImpersonation(LoopState& state, Dispatcher& loop, UserInfo requestor, size_t index,
                           std::shared_ptr<PendingRequest> request);
   void authorize(LoopState& state, Dispatcher& loop, UserInfo user,
@@ -417,8 +421,9 @@ void DelegatedAdmission::Impl::onAuthenticated(LoopState& state, Dispatcher& loo
   request->done(std::move(v));
 }
 
+template <typename Done>
 void DelegatedAdmission::Impl::decide(LoopState& state, Dispatcher& loop, const UserInfo& user,
-                                      const RequestInfo& info, VerdictCallback done) {
+                                      const RequestInfo& info, Done&& done) {
   AuthorizationVerdict verdict = authorizer_->authorize(user, info);
   if (verdict.kind != AuthorizationVerdict::Kind::kNeedsSubjectAccessReview) {
     done(verdict);
@@ -430,16 +435,20 @@ void DelegatedAdmission::Impl::decide(LoopState& state, Dispatcher& loop, const 
   }
   AdmissionMetrics& metrics = AdmissionMetrics::get();
   const bool cacheable = shouldCacheSubjectAccessReview(info);
-  std::string key = subjectAccessReviewSpecJson(user, info);
-  auto finish = [this, done](const absl::StatusOr<SubjectAccessReviewStatus>& status) {
-    done(authorizer_->finishWithSubjectAccessReview(status));
-  };
   if (cacheable) {
+    // The loop's key buffer: a hit allocates nothing. It is not touched after done() runs,
+    // which may come back here for the next check.
+    std::string& key = state.sar_key;
+    key.clear();
+    appendSubjectAccessReviewCacheKey(key, user, info);
     auto lookup = sar_cache_.lookup(
-        key, [&loop](std::function<void()> fn) { loop.post(std::move(fn)); }, finish);
+        key, [&loop](std::function<void()> fn) { loop.post(std::move(fn)); },
+        [this, done](const absl::StatusOr<SubjectAccessReviewStatus>& status) {
+          done(authorizer_->finishWithSubjectAccessReview(status));
+        });
     if (lookup.outcome == CoalescingCache<SubjectAccessReviewStatus>::Outcome::kHit) {
       metrics.sar_cache_hit.inc();
-      finish(*lookup.value);
+      done(authorizer_->finishWithSubjectAccessReview(*std::move(lookup.value)));
       return;
     }
     if (lookup.outcome == CoalescingCache<SubjectAccessReviewStatus>::Outcome::kJoined) {
@@ -448,6 +457,8 @@ void DelegatedAdmission::Impl::decide(LoopState& state, Dispatcher& loop, const 
     }
     metrics.sar_cache_miss.inc();
   }
+  // This loop's leader (or an uncacheable request): ask kube-apiserver.
+  std::string key = cacheable ? state.sar_key : std::string();
   HeaderMap headers;
   headers.add("Content-Type", "application/json");
   headers.add("Accept", "application/json");
@@ -455,7 +466,8 @@ void DelegatedAdmission::Impl::decide(LoopState& state, Dispatcher& loop, const 
   state.authz_client->request(
       "POST", kSubjectAccessReviewPath, subjectAccessReviewRequestBody(user, info),
       std::move(headers),
-      [this, key, cacheable, start, finish, info](absl::StatusOr<ApiResponse> response) {
+      [this, key = std::move(key), cacheable, start, done = VerdictCallback(std::forward<Done>(done)),
+       info](absl::StatusOr<ApiResponse> response) {
         AdmissionMetrics& metrics = AdmissionMetrics::get();
         metrics.sar_latency.observe(absl::ToDoubleSeconds(absl::Now() - start));
         absl::StatusOr<SubjectAccessReviewStatus> status;
@@ -476,7 +488,7 @@ void DelegatedAdmission::Impl::decide(LoopState& state, Dispatcher& loop, const 
         if (cacheable) {
           sar_cache_.complete(key, status, ttl);
         }
-        finish(status);
+        done(authorizer_->finishWithSubjectAccessReview(status));
       });
 }
 
