@@ -69,6 +69,74 @@ TEST(SubjectAccessReview, SelectorRequirements) {
             R"({"key":"old","operator":"DoesNotExist"}]}},"user":"bob"})");
 }
 
+std::string cacheKey(const UserInfo& user, const RequestInfo& info) {
+  std::string key;
+  appendSubjectAccessReviewCacheKey(key, user, info);
+  return key;
+}
+
+// The decision cache must share an entry between two requests exactly when upstream's key (the
+// spec's JSON) is the same: checked over every pair of a set of near-miss specs, including
+// ones whose concatenated fields are equal (e.g. group "ab" + version "c" and "a" + "bc").
+TEST(SubjectAccessReview, CacheKeyEqualExactlyWhenSpecJsonEqual) {
+  std::vector<UserInfo> users;
+  users.push_back(alice());
+  users.push_back(alice());
+  users.back().uid = "";
+  users.push_back(alice());
+  users.back().groups = {"devsystem:authenticated"};
+  users.push_back(alice());
+  users.back().groups = {"dev", "system:authenticated", ""};
+  users.push_back(alice());
+  users.back().extra = {{"scopes", {"ab"}}, {"authentication.kubernetes.io/credential-id", {"X"}}};
+  users.push_back(alice());
+  users.back().extra = {{"scopes", {}}, {"authentication.kubernetes.io/credential-id", {"X"}}};
+  users.push_back(alice());
+  users.back().extra = {{"authentication.kubernetes.io/credential-id", {"X"}}};
+  users.push_back(alice());
+  users.back().name = "alic";
+  users.back().uid = "eu-1";
+  users.push_back(UserInfo{});
+  std::vector<RequestInfo> infos = {
+      resolve("GET", "/apis/sample-api-server/v1alpha1/namespaces/default/samples"),
+      resolve("GET", "/apis/sample-api-server/v1alpha1/namespaces/default/samples/x"),
+      resolve("GET", "/apis/sample-api-server/v1alpha1/namespaces/defaults/amples"),
+      resolve("GET", "/apis/ab/c/samples"),
+      resolve("GET", "/apis/a/bc/samples"),
+      resolve("DELETE", "/apis/ab/c/samples"),
+      resolve("GET", "/apis/sample-api-server/v1alpha1"),
+      resolve("GET", "/apis/sample-api-server/v1alpha1/"),
+      resolve("GET", "/api/v1/pods?fieldSelector=a%3Db"),
+      resolve("GET", "/api/v1/pods?fieldSelector=a%3Db,c%3Dd"),
+      resolve("GET", "/api/v1/pods?labelSelector=a+in+(b,c)"),
+      resolve("GET", "/api/v1/pods?labelSelector=a+in+(bc)"),
+      resolve("GET", "/api/v1/pods?labelSelector=a%3Db"),
+      resolve("GET", "/healthz"),
+      resolve("POST", "/healthz"),
+  };
+  struct Case {
+    std::string json, key, name;
+  };
+  std::vector<Case> cases;
+  for (size_t u = 0; u < users.size(); ++u) {
+    for (size_t i = 0; i < infos.size(); ++i) {
+      cases.push_back({subjectAccessReviewSpecJson(users[u], infos[i]),
+                       cacheKey(users[u], infos[i]),
+                       "user " + std::to_string(u) + " info " + std::to_string(i)});
+    }
+  }
+  for (const Case& a : cases) {
+    for (const Case& b : cases) {
+      EXPECT_EQ(a.json == b.json, a.key == b.key) << a.name << " vs " << b.name;
+    }
+  }
+  // Appends: a reused buffer gets the same key after clear().
+  std::string buffer = "stale";
+  buffer.clear();
+  appendSubjectAccessReviewCacheKey(buffer, users[0], infos[0]);
+  EXPECT_EQ(buffer, cases[0].key);
+}
+
 TEST(SubjectAccessReview, ShouldCacheLimit) {
   RequestInfo info;
   info.path = std::string(9999, 'p');
