@@ -1,53 +1,73 @@
 // Identity header stripping and writing.
 #include "authn/identity_headers.h"
 
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 
 namespace aaproxy {
 namespace {
 
 // net/http's isTokenTable (RFC 7230 tchar), which client-go copies as legalHeaderKeyBytes.
-bool isTokenChar(unsigned char c) {
+constexpr bool isTokenChar(unsigned char c) {
   if (c >= '0' && c <= '9') return true;
   if (c >= 'a' && c <= 'z') return true;
   if (c >= 'A' && c <= 'Z') return true;
   switch (c) {
-    case '!':
-    case '#':
-    case '$':
-    case '%':
-    case '&':
-    case '\'':
-    case '*':
-    case '+':
-    case '-':
-    case '.':
-    case '^':
-    case '_':
-    case '`':
-    case '|':
-    case '~':
+    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-':
+    case '.': case '^': case '_': case '`': case '|': case '~':
       return true;
     default:
       return false;
   }
 }
 
-}  // namespace
+struct ByteTable {
+  bool value[256];
+};
 
-namespace {
+// Bytes copied as they are into an X-Remote-Extra- name: token characters but '%'.
+constexpr ByteTable kPlainKeyByte = [] {
+  ByteTable t{};
+  for (int c = 0; c < 256; ++c) {
+    t.value[c] = isTokenChar(static_cast<unsigned char>(c)) && c != '%';
+  }
+  return t;
+}();
 
 void appendEscapedExtraHeaderKey(std::string& out, std::string_view key) {
   static constexpr char kHex[] = "0123456789ABCDEF";
-  for (unsigned char c : key) {
-    if (!isTokenChar(c) || c == '%') {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 0xf];
-    } else {
-      out += static_cast<char>(c);
+  size_t i = 0;
+  while (i < key.size()) {
+    size_t run = i;
+    while (run < key.size() && kPlainKeyByte.value[static_cast<unsigned char>(key[run])]) {
+      ++run;
+    }
+    out.append(key.data() + i, run - i);
+    if (run == key.size()) {
+      break;
+    }
+    const auto c = static_cast<unsigned char>(key[run]);
+    const char escaped[3] = {'%', kHex[c >> 4], kHex[c & 0xf]};
+    out.append(escaped, 3);
+    i = run + 1;
+  }
+}
+
+// httpguts.ValidHeaderFieldValue: no control byte but horizontal tab.
+bool validHeaderFieldValue(std::string_view value) {
+  for (unsigned char c : value) {
+    if ((c < ' ' && c != '\t') || c == 0x7f) {
+      return false;
     }
   }
+  return true;
+}
+
+absl::Status invalidValue(std::string_view header) {
+  std::string message = "invalid header field value for \"";
+  message.append(header);
+  message += '"';
+  return absl::InvalidArgumentError(message);
 }
 
 }  // namespace
@@ -85,13 +105,28 @@ size_t stripIdentityHeaders(HeaderMap& headers, const IdentityHeaderNames& confi
   });
 }
 
-void setIdentityHeaders(HeaderMap& headers, const UserInfo& user) {
+absl::Status setIdentityHeaders(HeaderMap& headers, const UserInfo& user) {
   headers.removeIf([](const Header& h) {
     std::string_view name = h.name;
     return equalsIgnoreCase(name, kRemoteUserHeader) || equalsIgnoreCase(name, kRemoteUidHeader) ||
            equalsIgnoreCase(name, kRemoteGroupHeader) ||
            startsWithIgnoreCase(name, kRemoteExtraHeaderPrefix);
   });
+  // Checked before any is added, so that a refused identity leaves no partial set behind.
+  if (!validHeaderFieldValue(user.name)) return invalidValue(kRemoteUserHeader);
+  if (!validHeaderFieldValue(user.uid)) return invalidValue(kRemoteUidHeader);
+  for (const std::string& group : user.groups) {
+    if (!validHeaderFieldValue(group)) return invalidValue(kRemoteGroupHeader);
+  }
+  for (const auto& [key, values] : user.extra) {
+    for (const std::string& value : values) {
+      if (!validHeaderFieldValue(value)) {
+        std::string name(kRemoteExtraHeaderPrefix);
+        appendEscapedExtraHeaderKey(name, key);
+        return invalidValue(name);
+      }
+    }
+  }
   headers.add(kRemoteUserHeader, user.name);
   if (!user.uid.empty()) {
     headers.add(kRemoteUidHeader, user.uid);
@@ -103,10 +138,11 @@ void setIdentityHeaders(HeaderMap& headers, const UserInfo& user) {
     std::string name(kRemoteExtraHeaderPrefix);
     name.reserve(name.size() + key.size() + 8);
     appendEscapedExtraHeaderKey(name, key);
-    for (const std::string& value : values) {
-      headers.add(name, value);
+    for (size_t i = 0; i < values.size(); ++i) {
+      headers.add(i + 1 == values.size() ? std::move(name) : name, values[i]);
     }
   }
+  return absl::OkStatus();
 }
 
 size_t stripWebSocketBearerProtocols(HeaderMap& headers) {

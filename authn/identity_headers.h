@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "k8s/header_map.h"
 #include "k8s/user_info.h"
 
@@ -33,7 +34,10 @@ size_t stripIdentityHeaders(HeaderMap& headers, const IdentityHeaderNames& confi
 // Replaces X-Remote-User/Uid/Group/Extra-* with `user`: X-Remote-User, X-Remote-Uid (only when
 // non-empty), one X-Remote-Group line per group, one X-Remote-Extra-<escaped key> line per
 // value (keys in map order).
-void setIdentityHeaders(HeaderMap& headers, const UserInfo& user);
+// A value HTTP cannot carry (a control byte other than tab; e.g. a certificate's CN with a
+// line break) is refused as Go's transport refuses it: InvalidArgument "invalid header field
+// value for \"X-Remote-User\"", and no identity header is left in `headers`.
+absl::Status setIdentityHeaders(HeaderMap& headers, const UserInfo& user);
 
 // client-go's headerKeyEscape: every byte that is not an RFC 7230 token character, and '%'
 // itself, becomes %XX (uppercase hex). The inverse is url.PathUnescape after lowercasing.

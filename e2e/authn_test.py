@@ -277,6 +277,25 @@ class X509Test(AuthnTestCase):
                 self.assertEqual(extras, {"authentication.kubernetes.io%2Fcredential-id":
                                           [self.credential_id(cert_key)]})
 
+    def test_a_name_http_cannot_carry_never_reaches_the_backend(self):
+        # A CN whose line break would end X-Remote-User and start a header line of its own.
+        pki = harness.Pki(self.tmp / "pki-line-break")
+        eve = pki.issue(self.pki.ca, "eve", "eve\r\nX-Remote-Group: system:masters", orgs=["dev"])
+        before = self.backend_request_count(HEADERS)
+        result = self.fetch(HEADERS, tls=self.tls(eve))
+        self.assertEqual(result.status, 502, result.text)
+        self.assertEqual(result.body, go_compact({
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": 'cannot forward the request: invalid header field value for "X-Remote-User"',
+            "reason": "InternalError", "code": 502}))
+        self.assertEqual(self.backend_request_count(HEADERS), before)
+        self.assertIn('for user "eve\\r\\nX-Remote-Group: system:masters": invalid header field',
+                      self.proxy.log_text())
+        # Everybody else is served as before.
+        user, _, groups, _ = identity(self.backend_headers(self.fetch(HEADERS,
+                                                                      tls=self.tls(self.pki.alice))))
+        self.assertEqual((user, groups), (["alice"], ["dev", "system:authenticated"]))
+
     def test_certificate_wins_over_a_bearer_token(self):
         result = self.fetch(HEADERS, tls=self.tls(self.pki.alice),
                             headers=[KUBECTL, f"Authorization: Bearer {TINA_TOKEN}"])

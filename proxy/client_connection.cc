@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <climits>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -442,7 +443,15 @@ void ClientConnection::drain() {
 }
 
 void ClientConnection::startForwarding(const UserInfo& user) {
-  setIdentityHeaders(head_.headers, user);
+  if (absl::Status identity = setIdentityHeaders(head_.headers, user); !identity.ok()) {
+    // A line break in a certificate's CN must not become a header line of its own.
+    AA_LOG(W) << "not forwarding " << head_.method << " " << head_.target << " for user \""
+              << absl::CEscape(absl::string_view(user.name.data(), user.name.size()))
+              << "\": " << identity.message();
+    respondWithStatus(502, "InternalError",
+                      absl::StrCat("cannot forward the request: ", identity.message()));
+    return;
+  }
   if (head_.http_minor >= 1) {
     if (std::optional<std::string_view> expect = head_.headers.get("Expect");
         expect &&
