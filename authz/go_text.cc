@@ -130,10 +130,16 @@ absl::StatusOr<std::string> goUnescape(std::string_view s, bool queryMode) {
   std::string out;
   out.reserve(s.size());
   // Runs without '%' (or '+' in query mode) are copied whole: most paths have no escapes at all.
-  const std::string_view specials = queryMode ? std::string_view("%+") : std::string_view("%");
+  // (Not find_first_of: libstdc++ runs a memchr over the set for every byte.)
+  auto nextSpecial = [&](size_t from) {
+    for (size_t k = from; k < s.size(); ++k) {
+      if (s[k] == '%' || (queryMode && s[k] == '+')) return k;
+    }
+    return std::string_view::npos;
+  };
   size_t i = 0;
   while (i < s.size()) {
-    size_t special = s.find_first_of(specials, i);
+    size_t special = nextSpecial(i);
     if (special == std::string_view::npos) {
       out.append(s.data() + i, s.size() - i);
       break;

@@ -29,7 +29,11 @@ constexpr std::string_view kHopByHop[] = {
 };
 
 void appendHeader(std::string& out, std::string_view name, std::string_view value) {
-  absl::StrAppend(&out, av(name), ": ", av(value), "\r\n");
+  // Plain appends: StrAppend's general path costs twice as much for a dozen short lines.
+  out.append(name);
+  out.append(": ", 2);
+  out.append(value);
+  out.append("\r\n", 2);
 }
 
 void appendHeaders(std::string& out, const HeaderMap& headers) {
