@@ -172,7 +172,8 @@ absl::StatusOr<GoRequestUri> parseGoRequestUri(std::string_view target) {
   }
   GoRequestUri uri;
   if (target == "*") {
-    uri.rawPath = uri.path = "*";
+    uri.path = "*";
+    uri.rawPath = "*";
     return uri;
   }
   std::string_view rest = target;
@@ -196,14 +197,14 @@ absl::StatusOr<GoRequestUri> parseGoRequestUri(std::string_view target) {
   // A lone trailing '?' sets ForceQuery; otherwise split at the first '?'.
   size_t q = rest.find('?');
   if (q != std::string_view::npos) {
-    uri.rawQuery = std::string(rest.substr(q + 1));
+    uri.rawQuery = rest.substr(q + 1);
     rest = rest.substr(0, q);
   }
   auto path = goUnescape(rest, /*queryMode=*/false);
   if (!path.ok()) {
     return path.status();
   }
-  uri.rawPath = std::string(rest);
+  uri.rawPath = rest;
   uri.path = *std::move(path);
   return uri;
 }
@@ -212,7 +213,7 @@ std::string goEscapedPath(const GoRequestUri& uri) {
   if (validEncodedPath(uri.rawPath)) {
     auto decoded = goUnescape(uri.rawPath, false);
     if (decoded.ok() && *decoded == uri.path) {
-      return uri.rawPath;
+      return std::string(uri.rawPath);
     }
   }
   if (uri.path == "*") return "*";

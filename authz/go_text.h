@@ -12,10 +12,11 @@
 namespace aaproxy {
 
 // What Go's url.ParseRequestURI keeps of a request target (origin-form, absolute-form or "*").
+// rawPath and rawQuery are views into the target that was parsed: keep it alive.
 struct GoRequestUri {
-  std::string rawPath;   // as received (escaped), without the query
-  std::string path;      // URL.Path: percent-decoded, "%2F" becomes '/'
-  std::string rawQuery;  // after the first '?', undecoded
+  std::string_view rawPath;   // as received (escaped), without the query
+  std::string path;           // URL.Path: percent-decoded, "%2F" becomes '/'
+  std::string_view rawQuery;  // after the first '?', undecoded
 };
 
 // Parses an HTTP request target the way net/http does before any handler runs. Errors are

@@ -1,6 +1,7 @@
 // RequestInfo resolution; the control flow follows upstream's NewRequestInfo line by line.
 #include "authz/request_info.h"
 
+#include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "authz/go_text.h"
@@ -10,13 +11,15 @@ namespace aaproxy {
 namespace {
 
 // Views into `path`.
-std::vector<std::string_view> splitPath(std::string_view path) {
+// Inline room for the usual /apis/<group>/<version>/namespaces/<ns>/<resource>/<name>/<sub>.
+using PathParts = absl::InlinedVector<std::string_view, 10>;
+
+PathParts splitPath(std::string_view path) {
   size_t b = path.find_first_not_of('/');
   if (b == std::string_view::npos) return {};
   size_t e = path.find_last_not_of('/');
   path = path.substr(b, e - b + 1);
-  std::vector<std::string_view> parts;
-  parts.reserve(8);
+  PathParts parts;
   size_t start = 0;
   for (;;) {
     size_t slash = path.find('/', start);
@@ -95,10 +98,10 @@ absl::StatusOr<RequestInfo> resolveRequestInfo(std::string_view method,
   if (!uri.ok()) return uri.status();
 
   RequestInfo info;
-  info.path = uri->path;
+  info.path = std::move(uri->path);
   info.verb = goAsciiLower(method);
 
-  std::vector<std::string_view> parts = splitPath(uri->path);
+  PathParts parts = splitPath(info.path);
   if (parts.size() < 3) return info;
   if (parts[0] != "api" && parts[0] != "apis") return info;
   info.apiPrefix = parts[0];
@@ -115,8 +118,12 @@ absl::StatusOr<RequestInfo> resolveRequestInfo(std::string_view method,
   bool verbViaPathPrefix = false;
   if (parts[at] == "proxy" || parts[at] == "watch") {
     if (parts.size() - at < 2) {
+      uri->path = info.path;  // moved into info above
       std::string url = goEscapedPath(*uri);
-      if (!uri->rawQuery.empty()) absl::StrAppend(&url, "?", uri->rawQuery);
+      if (!uri->rawQuery.empty()) {
+        url += '?';
+        url.append(uri->rawQuery);
+      }
       return absl::InternalError(
           absl::StrCat("unable to determine kind and namespace from url, ", url));
     }

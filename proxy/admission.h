@@ -34,7 +34,7 @@ struct AdmissionVerdict {
   UserInfo user;
   // kRespond: a complete local answer (Kubernetes Status bodies).
   int status = 500;
-  std::string content_type = "application/json";
+  std::string content_type;  // empty: application/json (a default here would allocate per request)
   std::string body;
   HeaderMap headers;
 

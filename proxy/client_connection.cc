@@ -356,7 +356,9 @@ void ClientConnection::onAdmitted(AdmissionVerdict verdict) {
     }
     return;
   }
-  respondLocally(verdict.status, verdict.content_type, verdict.body, verdict.headers);
+  static const std::string kJson = "application/json";
+  respondLocally(verdict.status, verdict.content_type.empty() ? kJson : verdict.content_type,
+                 verdict.body, verdict.headers);
 }
 
 void ClientConnection::respondWithStatus(int status, std::string_view reason,
@@ -461,7 +463,7 @@ void ClientConnection::startForwarding(const UserInfo& user) {
       flushDownstream();
     }
   }
-  upstream_request_ = serializeUpstreamRequest(head_, peer_ip_);
+  serializeUpstreamRequest(head_, peer_ip_, upstream_request_);
   phase_ = Phase::kForwarding;
   connectUpstream();
   if (phase_ != Phase::kForwarding) {
@@ -670,8 +672,8 @@ int ClientConnection::onResponseHeadersComplete(http_parser* p) {
     c->parse_error_status_ = 502;
     return -1;
   } else {
-    DownstreamResponse out =
-        buildDownstreamResponse(head, c->head_, body_allowed, c->head_.keep_alive);
+    DownstreamResponse& out = c->downstream_response_;
+    buildDownstreamResponse(head, c->head_, body_allowed, c->head_.keep_alive, out);
     evbuffer_add(c->out_.get(), out.head.data(), out.head.size());
     if (!interim) {
       c->response_started_ = true;

@@ -93,6 +93,13 @@ class HopByHopFilter {
 // Both builders below write the kept lines straight out instead of copying the header map and
 // editing the copy: one fewer copy of every header string per request in each direction.
 std::string serializeUpstreamRequest(const RequestHead& head, std::string_view client_ip) {
+  std::string out;
+  serializeUpstreamRequest(head, client_ip, out);
+  return out;
+}
+
+void serializeUpstreamRequest(const RequestHead& head, std::string_view client_ip,
+                              std::string& out) {
   HopByHopFilter hop(head.headers, head.upgrade);
   // X-Forwarded-For: prior values joined, then this client, as Go's ReverseProxy does (after
   // hop-by-hop removal, so a Connection-listed X-Forwarded-For is not carried over).
@@ -105,9 +112,12 @@ std::string serializeUpstreamRequest(const RequestHead& head, std::string_view c
     }
   }
   absl::StrAppend(&xff, xff.empty() ? "" : ", ", av(client_ip));
-  std::string out;
+  out.clear();
   out.reserve(512 + head.target.size());
-  absl::StrAppend(&out, head.method, " ", head.target, " HTTP/1.1\r\n");
+  out.append(head.method);
+  out += ' ';
+  out.append(head.target);
+  out.append(" HTTP/1.1\r\n");
   for (const Header& h : head.headers.entries()) {
     if (hop.drops(h.name) || equalsIgnoreCase(h.name, "Expect") ||
         equalsIgnoreCase(h.name, "X-Forwarded-For") ||
@@ -124,12 +134,18 @@ std::string serializeUpstreamRequest(const RequestHead& head, std::string_view c
     out += "Transfer-Encoding: chunked\r\n";
   }
   out += "\r\n";
-  return out;
 }
 
 DownstreamResponse buildDownstreamResponse(const ResponseHead& upstream, const RequestHead& request,
                                            bool body_allowed, bool client_keep_alive) {
   DownstreamResponse result;
+  buildDownstreamResponse(upstream, request, body_allowed, client_keep_alive, result);
+  return result;
+}
+
+void buildDownstreamResponse(const ResponseHead& upstream, const RequestHead& request,
+                             bool body_allowed, bool client_keep_alive,
+                             DownstreamResponse& result) {
   const bool switching = upstream.status == 101;
   const bool http11 = request.http_major == 1 && request.http_minor >= 1;
   bool close = !client_keep_alive;
@@ -150,6 +166,7 @@ DownstreamResponse buildDownstreamResponse(const ResponseHead& upstream, const R
   std::string_view reason = upstream.reason.empty() ? httpReasonPhrase(upstream.status)
                                                     : std::string_view(upstream.reason);
   std::string& out = result.head;
+  out.clear();
   out.reserve(256);
   absl::StrAppend(&out, "HTTP/1.", http11 ? 1 : 0, " ", upstream.status, " ", av(reason), "\r\n");
   HopByHopFilter hop(upstream.headers, switching);
@@ -173,7 +190,6 @@ DownstreamResponse buildDownstreamResponse(const ResponseHead& upstream, const R
     }
   }
   out += "\r\n";
-  return result;
 }
 
 std::string serializeLocalResponse(int status, std::string_view content_type, std::string_view body,

@@ -62,6 +62,9 @@ enum class BodyFraming { kNone, kContentLength, kChunked, kUntilClose };
 // Connection) removed, Upgrade kept for upgrade requests, X-Forwarded-For appended, chunked
 // bodies re-chunked, Expect removed (the proxy answers 100-continue itself).
 std::string serializeUpstreamRequest(const RequestHead& head, std::string_view client_ip);
+// The same into `out` (replacing its content): a connection reuses one buffer for every request.
+void serializeUpstreamRequest(const RequestHead& head, std::string_view client_ip,
+                              std::string& out);
 
 // The response head sent to the client for `upstream` and the framing the proxy will use.
 struct DownstreamResponse {
@@ -71,6 +74,10 @@ struct DownstreamResponse {
 };
 DownstreamResponse buildDownstreamResponse(const ResponseHead& upstream, const RequestHead& request,
                                            bool body_allowed, bool client_keep_alive);
+// The same into `result` (its head replaced, its buffer reused).
+void buildDownstreamResponse(const ResponseHead& upstream, const RequestHead& request,
+                             bool body_allowed, bool client_keep_alive,
+                             DownstreamResponse& result);
 
 // A locally generated response (errors, 401/403): complete head plus body.
 std::string serializeLocalResponse(int status, std::string_view content_type, std::string_view body,

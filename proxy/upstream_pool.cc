@@ -172,7 +172,7 @@ std::unique_ptr<UpstreamConnection> UpstreamPool::acquire(UpstreamConnection::Ha
                                                           std::string& error) {
   if (!idle_.empty()) {
     std::unique_ptr<UpstreamConnection> conn = std::move(idle_.front());
-    idle_.pop_front();
+    spare_nodes_.splice(spare_nodes_.begin(), idle_, idle_.begin());  // kept for release()
     conn->handler_ = &handler;
     conn->reused_ = true;
     conn->setReading(true);
@@ -230,7 +230,13 @@ void UpstreamPool::release(std::unique_ptr<UpstreamConnection> connection) {
   }
   connection->handler_ = nullptr;
   connection->setReading(true);  // an idle connection that closes or speaks up is dropped
-  idle_.push_front(std::move(connection));
+  // A keep-alive request takes a connection and gives it back: reuse the list node.
+  if (spare_nodes_.empty()) {
+    idle_.push_front(std::move(connection));
+  } else {
+    idle_.splice(idle_.begin(), spare_nodes_, spare_nodes_.begin());
+    idle_.front() = std::move(connection);
+  }
   idle_.front()->idle_position_ = idle_.begin();
 }
 
