@@ -105,14 +105,18 @@ size_t stripIdentityHeaders(HeaderMap& headers, const IdentityHeaderNames& confi
   });
 }
 
-absl::Status setIdentityHeaders(HeaderMap& headers, const UserInfo& user) {
-  headers.removeIf([](const Header& h) {
+size_t removeIdentityHeaders(HeaderMap& headers) {
+  return headers.removeIf([](const Header& h) {
     std::string_view name = h.name;
     return equalsIgnoreCase(name, kRemoteUserHeader) || equalsIgnoreCase(name, kRemoteUidHeader) ||
            equalsIgnoreCase(name, kRemoteGroupHeader) ||
            startsWithIgnoreCase(name, kRemoteExtraHeaderPrefix);
   });
-  // Checked before any is added, so that a refused identity leaves no partial set behind.
+}
+
+namespace {
+
+absl::Status validateIdentity(const UserInfo& user) {
   if (!validHeaderFieldValue(user.name)) return invalidValue(kRemoteUserHeader);
   if (!validHeaderFieldValue(user.uid)) return invalidValue(kRemoteUidHeader);
   for (const std::string& group : user.groups) {
@@ -127,21 +131,55 @@ absl::Status setIdentityHeaders(HeaderMap& headers, const UserInfo& user) {
       }
     }
   }
-  headers.add(kRemoteUserHeader, user.name);
+  return absl::OkStatus();
+}
+
+// Calls emit(name, value) for every identity header line of `user`, in order. `name_buffer`
+// holds the X-Remote-Extra- names while they are emitted.
+template <typename Emit>
+void forEachIdentityHeader(const UserInfo& user, std::string& name_buffer, Emit&& emit) {
+  emit(std::string_view(kRemoteUserHeader), std::string_view(user.name));
   if (!user.uid.empty()) {
-    headers.add(kRemoteUidHeader, user.uid);
+    emit(std::string_view(kRemoteUidHeader), std::string_view(user.uid));
   }
   for (const std::string& group : user.groups) {
-    headers.add(kRemoteGroupHeader, group);
+    emit(std::string_view(kRemoteGroupHeader), std::string_view(group));
   }
   for (const auto& [key, values] : user.extra) {
-    std::string name(kRemoteExtraHeaderPrefix);
-    name.reserve(name.size() + key.size() + 8);
-    appendEscapedExtraHeaderKey(name, key);
-    for (size_t i = 0; i < values.size(); ++i) {
-      headers.add(i + 1 == values.size() ? std::move(name) : name, values[i]);
+    name_buffer.assign(kRemoteExtraHeaderPrefix);
+    appendEscapedExtraHeaderKey(name_buffer, key);
+    for (const std::string& value : values) {
+      emit(std::string_view(name_buffer), std::string_view(value));
     }
   }
+}
+
+}  // namespace
+
+absl::Status setIdentityHeaders(HeaderMap& headers, const UserInfo& user) {
+  removeIdentityHeaders(headers);
+  // Checked before any is added, so that a refused identity leaves no partial set behind.
+  if (absl::Status valid = validateIdentity(user); !valid.ok()) {
+    return valid;
+  }
+  std::string name;
+  forEachIdentityHeader(user, name, [&headers](std::string_view n, std::string_view v) {
+    headers.add(std::string(n), std::string(v));
+  });
+  return absl::OkStatus();
+}
+
+absl::Status appendIdentityHeaderLines(std::string& out, const UserInfo& user) {
+  if (absl::Status valid = validateIdentity(user); !valid.ok()) {
+    return valid;
+  }
+  std::string name;
+  forEachIdentityHeader(user, name, [&out](std::string_view n, std::string_view v) {
+    out.append(n);
+    out.append(": ", 2);
+    out.append(v);
+    out.append("\r\n", 2);
+  });
   return absl::OkStatus();
 }
 

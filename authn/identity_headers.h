@@ -39,6 +39,15 @@ size_t stripIdentityHeaders(HeaderMap& headers, const IdentityHeaderNames& confi
 // value for \"X-Remote-User\"", and no identity header is left in `headers`.
 absl::Status setIdentityHeaders(HeaderMap& headers, const UserInfo& user);
 
+// The same identity as "Name: value\r\n" lines appended to `out`, for a request head written
+// without a HeaderMap; the same refusal (then nothing is appended). The caller removes what
+// the client sent with removeIdentityHeaders.
+absl::Status appendIdentityHeaderLines(std::string& out, const UserInfo& user);
+
+// Removes X-Remote-User, X-Remote-Uid, X-Remote-Group and X-Remote-Extra-* lines
+// (case-insensitively); returns how many.
+size_t removeIdentityHeaders(HeaderMap& headers);
+
 // client-go's headerKeyEscape: every byte that is not an RFC 7230 token character, and '%'
 // itself, becomes %XX (uppercase hex). The inverse is url.PathUnescape after lowercasing.
 std::string escapeExtraHeaderKey(std::string_view key);

@@ -143,6 +143,31 @@ TEST(SetIdentityHeadersTest, RefusesValuesHttpCannotCarry) {
   EXPECT_EQ(headers.getAll("X-Remote-User"), std::vector<std::string_view>{"a\tb c\xc3\xa9"});
 }
 
+// The lines written straight into a request head are the HeaderMap form, line for line.
+TEST(SetIdentityHeadersTest, LinesMatchTheHeaderMapForm) {
+  UserInfo user{"system:serviceaccount:ns:sa", "uid-7", {"a", "b"},
+                {{"authentication.kubernetes.io/credential-id", {"JTI=1"}}, {"s", {"x", "y"}}}};
+  HeaderMap headers;
+  ASSERT_TRUE(setIdentityHeaders(headers, user).ok());
+  std::string expected = "prefix\r\n";
+  for (const Header& h : headers.entries()) {
+    expected += h.name + ": " + h.value + "\r\n";
+  }
+  std::string lines = "prefix\r\n";
+  ASSERT_TRUE(appendIdentityHeaderLines(lines, user).ok());
+  EXPECT_EQ(lines, expected);
+  EXPECT_EQ(lines,
+            "prefix\r\nX-Remote-User: system:serviceaccount:ns:sa\r\nX-Remote-Uid: uid-7\r\n"
+            "X-Remote-Group: a\r\nX-Remote-Group: b\r\n"
+            "X-Remote-Extra-authentication.kubernetes.io%2Fcredential-id: JTI=1\r\n"
+            "X-Remote-Extra-s: x\r\nX-Remote-Extra-s: y\r\n");
+  // A refused identity appends nothing.
+  std::string refused = "prefix\r\n";
+  EXPECT_EQ(appendIdentityHeaderLines(refused, {"ok", "", {"bad\n"}, {}}).message(),
+            "invalid header field value for \"X-Remote-Group\"");
+  EXPECT_EQ(refused, "prefix\r\n");
+}
+
 TEST(StripWebSocketBearerProtocols, RemovesOnlyTokenProtocols) {
   HeaderMap headers;
   headers.add("Host", "h");

@@ -445,7 +445,9 @@ void ClientConnection::drain() {
 }
 
 void ClientConnection::startForwarding(const UserInfo& user) {
-  if (absl::Status identity = setIdentityHeaders(head_.headers, user); !identity.ok()) {
+  removeIdentityHeaders(head_.headers);  // admission strips them too; never forward a client's
+  identity_lines_.clear();
+  if (absl::Status identity = appendIdentityHeaderLines(identity_lines_, user); !identity.ok()) {
     // A line break in a certificate's CN must not become a header line of its own.
     AA_LOG(W) << "not forwarding " << head_.method << " " << head_.target << " for user \""
               << absl::CEscape(absl::string_view(user.name.data(), user.name.size()))
@@ -463,7 +465,7 @@ void ClientConnection::startForwarding(const UserInfo& user) {
       flushDownstream();
     }
   }
-  serializeUpstreamRequest(head_, peer_ip_, upstream_request_);
+  serializeUpstreamRequest(head_, peer_ip_, identity_lines_, upstream_request_);
   phase_ = Phase::kForwarding;
   connectUpstream();
   if (phase_ != Phase::kForwarding) {

@@ -140,6 +140,7 @@ class ClientConnection : public UpstreamConnection::Handler,
   uint64_t request_seq_ = 0;
   uint64_t request_body_sent_ = 0;
   std::string upstream_request_;  // kept for one retry on a stale pooled connection
+  std::string identity_lines_;    // X-Remote-* lines of the request being forwarded
   DownstreamResponse downstream_response_;  // the response head being written; buffer reused
   absl::Time request_start_;
   std::string user_name_;

@@ -94,12 +94,12 @@ class HopByHopFilter {
 // editing the copy: one fewer copy of every header string per request in each direction.
 std::string serializeUpstreamRequest(const RequestHead& head, std::string_view client_ip) {
   std::string out;
-  serializeUpstreamRequest(head, client_ip, out);
+  serializeUpstreamRequest(head, client_ip, "", out);
   return out;
 }
 
 void serializeUpstreamRequest(const RequestHead& head, std::string_view client_ip,
-                              std::string& out) {
+                              std::string_view extra_lines, std::string& out) {
   HopByHopFilter hop(head.headers, head.upgrade);
   // X-Forwarded-For: prior values joined, then this client, as Go's ReverseProxy does (after
   // hop-by-hop removal, so a Connection-listed X-Forwarded-For is not carried over).
@@ -126,6 +126,7 @@ void serializeUpstreamRequest(const RequestHead& head, std::string_view client_i
     }
     appendHeader(out, h.name, h.value);
   }
+  out.append(extra_lines);
   if (head.upgrade) {
     out += "Connection: Upgrade\r\n";
   }

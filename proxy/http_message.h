@@ -63,8 +63,9 @@ enum class BodyFraming { kNone, kContentLength, kChunked, kUntilClose };
 // bodies re-chunked, Expect removed (the proxy answers 100-continue itself).
 std::string serializeUpstreamRequest(const RequestHead& head, std::string_view client_ip);
 // The same into `out` (replacing its content): a connection reuses one buffer for every request.
+// `extra_lines` (complete "Name: value\r\n" lines, e.g. the identity) follow the client's.
 void serializeUpstreamRequest(const RequestHead& head, std::string_view client_ip,
-                              std::string& out);
+                              std::string_view extra_lines, std::string& out);
 
 // The response head sent to the client for `upstream` and the framing the proxy will use.
 struct DownstreamResponse {

@@ -26,6 +26,16 @@ TEST(UpstreamRequest, RemovesHopByHopAndHeadersNamedByConnection) {
             "X-Forwarded-For: 10.0.0.1\r\n\r\n");
 }
 
+TEST(UpstreamRequest, ExtraLinesFollowTheClientsAndTheBufferIsReplaced) {
+  RequestHead head = get("/apis/x");
+  head.headers.add("Accept", "application/json");
+  std::string out = "left over from the previous request";
+  serializeUpstreamRequest(head, "10.0.0.1", "X-Remote-User: alice\r\n", out);
+  EXPECT_EQ(out,
+            "GET /apis/x HTTP/1.1\r\nHost: example\r\nAccept: application/json\r\n"
+            "X-Remote-User: alice\r\nX-Forwarded-For: 10.0.0.1\r\n\r\n");
+}
+
 TEST(UpstreamRequest, AppendsToExistingForwardedFor) {
   RequestHead head = get("/");
   head.headers.add("X-Forwarded-For", "1.1.1.1");
