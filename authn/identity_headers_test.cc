@@ -137,6 +137,18 @@ TEST(SetIdentityHeadersTest, RefusesValuesHttpCannotCarry) {
     ASSERT_EQ(headers.size(), 1u);
     EXPECT_EQ(headers.entries()[0].name, "Accept");
   }
+  // Every position of a long value is checked (the check reads eight bytes at a time), and
+  // every byte value is judged as net/http does.
+  for (size_t pos = 0; pos < 20; ++pos) {
+    for (int b = 0; b < 256; ++b) {
+      std::string value(20, 'v');
+      value[pos] = static_cast<char>(b);
+      const bool valid = b == '\t' || (b >= 0x20 && b != 0x7f);
+      HeaderMap h;
+      EXPECT_EQ(setIdentityHeaders(h, {value, "", {}, {}}).ok(), valid)
+          << "byte " << b << " at " << pos;
+    }
+  }
   // Tabs, spaces and bytes above 0x7f are fine, as in Go.
   HeaderMap headers;
   EXPECT_TRUE(setIdentityHeaders(headers, {"a\tb c\xc3\xa9", "", {"\xff"}, {}}).ok());
