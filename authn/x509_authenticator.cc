@@ -86,7 +86,15 @@ AuthenticationResult resultFor(const absl::StatusOr<std::optional<UserInfo>>& us
   if (!user->has_value()) {
     return AuthenticationResult::noOpinion();
   }
-  return AuthenticationResult::authenticated(**user);
+  // A copy with room for the group the chain adds (system:authenticated): no reallocation.
+  const UserInfo& cached = **user;
+  UserInfo copy;
+  copy.name = cached.name;
+  copy.uid = cached.uid;
+  copy.groups.reserve(cached.groups.size() + 1);
+  copy.groups = cached.groups;
+  copy.extra = cached.extra;
+  return AuthenticationResult::authenticated(std::move(copy));
 }
 
 }  // namespace

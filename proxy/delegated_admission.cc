@@ -273,7 +273,10 @@ void DelegatedAdmission::Impl::admit(RequestHead& head, const ConnectionInfo& co
     return;
   }
   LoopState& state = *it->second;
-  std::shared_ptr<const AuthenticationSnapshot> snap = state.authn;
+  // Replaced only by tasks posted to this loop, so it stays put while admit() runs; the shared
+  // pointer is copied only for a TokenReview (no reference-count traffic between the worker
+  // threads on every request).
+  const std::shared_ptr<const AuthenticationSnapshot>& snap = state.authn;
 
   auto request = std::make_shared<PendingRequest>();
   request->target = head.target;
@@ -320,7 +323,7 @@ void DelegatedAdmission::Impl::admit(RequestHead& head, const ConnectionInfo& co
   stripWebSocketBearerProtocols(head.headers);
 
   if (decision.kind == ChainDecision::Kind::kNeedsTokenReview) {
-    reviewToken(state, loop, std::move(snap), std::move(decision), std::move(request));
+    reviewToken(state, loop, snap, std::move(decision), std::move(request));
     return;
   }
   onAuthenticated(state, loop, std::move(decision), std::move(request));
