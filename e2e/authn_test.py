@@ -289,8 +289,11 @@ class X509Test(AuthnTestCase):
             "message": 'cannot forward the request: invalid header field value for "X-Remote-User"',
             "reason": "InternalError", "code": 502}))
         self.assertEqual(self.backend_request_count(HEADERS), before)
+        log = self.proxy.log_text()
         self.assertIn('for user "eve\\r\\nX-Remote-Group: system:masters": invalid header field',
-                      self.proxy.log_text())
+                      log)
+        # The access log line stays one line too.
+        self.assertIn('user="eve\\r\\nX-Remote-Group: system:masters" status=502', log)
         # Everybody else is served as before.
         user, _, groups, _ = identity(self.backend_headers(self.fetch(HEADERS,
                                                                       tls=self.tls(self.pki.alice))))

@@ -929,7 +929,8 @@ void ClientConnection::logRequest(int status) {
   std::string_view target = head_.target;
   AA_VLOG(2) << "\"" << head_.method << " " << target.substr(0, kMaxLoggedTarget)
              << (target.size() > kMaxLoggedTarget ? "..." : "") << "\" verb=" << verb << " user=\""
-             << user_name_ << "\" status=" << status
+             << absl::CEscape(absl::string_view(user_name_.data(), user_name_.size()))  // one line
+             << "\" status=" << status
              << " latency=" << absl::FormatDuration(absl::Now() - request_start_) << " audit-id=\""
              << audit_id_ << "\" client=" << peer_ip_;
 }
