@@ -221,6 +221,24 @@ class ProxyDataPlaneTest(ProxyTestBase):
                          [b"HTTP/1.1 200 OK"] * 3)
         self.assertEqual([body for _, body in responses], [DISCOVERY, LIST_DEFAULT, GET_TEAM_A_X])
 
+    def test_request_trailers_never_become_headers_of_the_next_request(self):
+        # A chunked body's trailer lines come through the parser's header callbacks after the
+        # head has gone; they must not turn up as headers of the connection's next request.
+        with harness.BufferedTlsClient(self.port, self.alice) as client:
+            client.handshake()
+            client.queue(b"POST /debug/body HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                         b"Transfer-Encoding: chunked\r\n\r\n"
+                         b"5\r\nhello\r\n0\r\nX-Trailer-One: 1\r\nX-Trailer-Two: 2\r\n\r\n")
+            client.queue(b"GET /debug/headers HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            client.flush()
+            (head1, body1), (head2, body2) = client.read_response(), client.read_response()
+        self.assertEqual(head1.split(b"\r\n")[0], b"HTTP/1.1 200 OK", body1)
+        self.assertEqual(head2.split(b"\r\n")[0], b"HTTP/1.1 200 OK", body2)
+        names = [name.lower() for name, _ in json.loads(body2)["headers"]]
+        self.assertNotIn("x-trailer-one", names)
+        self.assertNotIn("x-trailer-two", names)
+        self.assertEqual(names.count("host"), 1)
+
     def test_request_in_the_handshake_flight_is_answered(self):
         # The client's Finished and its first request in one segment (TLS 1.3 allows it).
         with harness.BufferedTlsClient(self.port, self.alice) as client:

@@ -256,13 +256,7 @@ int ClientConnection::onRequestHeaderField(http_parser* p, const char* at, size_
     c->parse_error_status_ = 431;
     return 1;
   }
-  if (c->header_value_pending_) {
-    c->head_.headers.add(std::move(c->header_field_), std::move(c->header_value_));
-    c->header_field_.clear();
-    c->header_value_.clear();
-    c->header_value_pending_ = false;
-  }
-  c->header_field_.append(at, len);
+  c->request_lines_.field(c->head_.headers, at, len);
   return 0;
 }
 
@@ -273,19 +267,13 @@ int ClientConnection::onRequestHeaderValue(http_parser* p, const char* at, size_
     c->parse_error_status_ = 431;
     return 1;
   }
-  c->header_value_.append(at, len);
-  c->header_value_pending_ = true;
+  c->request_lines_.value(c->head_.headers, at, len);
   return 0;
 }
 
 int ClientConnection::onRequestHeadersComplete(http_parser* p) {
   ClientConnection* c = fromParser(p);
-  if (c->header_value_pending_ || !c->header_field_.empty()) {
-    c->head_.headers.add(std::move(c->header_field_), std::move(c->header_value_));
-    c->header_field_.clear();
-    c->header_value_.clear();
-    c->header_value_pending_ = false;
-  }
+  c->request_lines_.headEnded();
   RequestHead& head = c->head_;
   head.method = http_method_str(static_cast<http_method>(p->method));
   head.http_major = p->http_major;
@@ -479,6 +467,7 @@ void ClientConnection::startForwarding(const UserInfo& user) {
 void ClientConnection::connectUpstream() {
   http_parser_init(&response_parser_, HTTP_RESPONSE);
   response_parser_.data = this;
+  response_lines_.reset();
   response_paused_ = false;
   response_bytes_seen_ = false;
   std::string error;
@@ -631,31 +620,19 @@ int ClientConnection::onResponseStatus(http_parser* p, const char* at, size_t le
 
 int ClientConnection::onResponseHeaderField(http_parser* p, const char* at, size_t len) {
   ClientConnection* c = fromParser(p);
-  if (c->response_value_pending_) {
-    c->response_head_.headers.add(std::move(c->response_field_), std::move(c->response_value_));
-    c->response_field_.clear();
-    c->response_value_.clear();
-    c->response_value_pending_ = false;
-  }
-  c->response_field_.append(at, len);
+  c->response_lines_.field(c->response_head_.headers, at, len);
   return 0;
 }
 
 int ClientConnection::onResponseHeaderValue(http_parser* p, const char* at, size_t len) {
   ClientConnection* c = fromParser(p);
-  c->response_value_.append(at, len);
-  c->response_value_pending_ = true;
+  c->response_lines_.value(c->response_head_.headers, at, len);
   return 0;
 }
 
 int ClientConnection::onResponseHeadersComplete(http_parser* p) {
   ClientConnection* c = fromParser(p);
-  if (c->response_value_pending_ || !c->response_field_.empty()) {
-    c->response_head_.headers.add(std::move(c->response_field_), std::move(c->response_value_));
-    c->response_field_.clear();
-    c->response_value_.clear();
-    c->response_value_pending_ = false;
-  }
+  c->response_lines_.headEnded();
   ResponseHead& head = c->response_head_;
   head.status = p->status_code;
   head.http_major = p->http_major;
@@ -708,6 +685,7 @@ int ClientConnection::onResponseMessageComplete(http_parser* p) {
   int status = c->response_head_.status;
   if (status / 100 == 1 && status != 101) {
     c->response_head_.reset();  // an interim response; the final one follows
+    c->response_lines_.reset();
     return 0;
   }
   if (c->framing_ == BodyFraming::kChunked) {
@@ -749,6 +727,8 @@ void ClientConnection::finishCycle() {
   // Ready for the next request, which may already be waiting in the input buffer.
   head_.reset();
   response_head_.reset();
+  request_lines_.reset();
+  response_lines_.reset();
   request_line_bytes_ = 0;
   header_bytes_ = 0;
   parse_error_status_ = 0;

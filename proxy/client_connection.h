@@ -130,9 +130,7 @@ class ClientConnection : public UpstreamConnection::Handler,
   http_parser request_parser_;
   PauseReason request_pause_ = PauseReason::kNone;
   RequestHead head_;
-  std::string header_field_;
-  std::string header_value_;
-  bool header_value_pending_ = false;
+  HeaderLineCollector request_lines_;
   size_t request_line_bytes_ = 0;
   size_t header_bytes_ = 0;
   int parse_error_status_ = 0;
@@ -152,9 +150,7 @@ class ClientConnection : public UpstreamConnection::Handler,
   http_parser response_parser_;
   bool response_paused_ = false;
   ResponseHead response_head_;
-  std::string response_field_;
-  std::string response_value_;
-  bool response_value_pending_ = false;
+  HeaderLineCollector response_lines_;
   bool response_started_ = false;  // a final head was written downstream
   bool response_complete_ = false;
   bool response_bytes_seen_ = false;

@@ -55,6 +55,41 @@ struct ResponseHead {
   }
 };
 
+// Collects header lines from http_parser's field/value callbacks straight into a HeaderMap,
+// appending fragments in place (the map's line slots keep their buffers between messages).
+// Lines that arrive after the head, a chunked body's trailers, are dropped: the head has gone
+// out by then, and they must not become header lines of the connection's next message.
+class HeaderLineCollector {
+ public:
+  void field(HeaderMap& headers, const char* at, size_t len) {
+    if (state_ == State::kTrailers) {
+      return;
+    }
+    if (state_ != State::kField) {
+      headers.addLine();
+    }
+    headers.lastLine().name.append(at, len);
+    state_ = State::kField;
+  }
+  void value(HeaderMap& headers, const char* at, size_t len) {
+    if (state_ == State::kTrailers) {
+      return;
+    }
+    if (state_ == State::kNone) {
+      headers.addLine();  // http_parser always names a line first; be safe anyway
+    }
+    headers.lastLine().value.append(at, len);
+    state_ = State::kValue;
+  }
+  void headEnded() { state_ = State::kTrailers; }
+  // Before the next message's head.
+  void reset() { state_ = State::kNone; }
+
+ private:
+  enum class State { kNone, kField, kValue, kTrailers };
+  State state_ = State::kNone;
+};
+
 // How the proxy frames a response body towards the client.
 enum class BodyFraming { kNone, kContentLength, kChunked, kUntilClose };
 

@@ -163,3 +163,39 @@ TEST(LocalResponse, StatusBodyWithLengthAndClose) {
 
 }  // namespace
 }  // namespace aaproxy
+
+namespace aaproxy {
+namespace {
+
+TEST(HeaderLineCollector, FragmentsEmptyValuesAndTrailers) {
+  HeaderMap headers;
+  HeaderLineCollector collect;
+  auto field = [&](std::string_view s) { collect.field(headers, s.data(), s.size()); };
+  auto value = [&](std::string_view s) { collect.value(headers, s.data(), s.size()); };
+  field("Us");
+  field("er-Agent");
+  value("kube");
+  value("ctl");
+  field("X-Empty");
+  value("");  // http_parser reports an empty value with a zero-length call
+  field("Accept");
+  value("*/*");
+  collect.headEnded();
+  field("X-Trailer");  // a chunked body's trailer: dropped
+  value("1");
+  ASSERT_EQ(headers.size(), 3u);
+  EXPECT_EQ(headers.get("User-Agent"), "kubectl");
+  EXPECT_EQ(headers.get("X-Empty"), "");
+  EXPECT_EQ(headers.get("Accept"), "*/*");
+  EXPECT_FALSE(headers.has("X-Trailer"));
+  // The next message starts clean.
+  headers.clear();
+  collect.reset();
+  field("Host");
+  value("h");
+  ASSERT_EQ(headers.size(), 1u);
+  EXPECT_EQ(headers.get("Host"), "h");
+}
+
+}  // namespace
+}  // namespace aaproxy
