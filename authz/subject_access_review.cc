@@ -2,6 +2,7 @@
 #include "authz/subject_access_review.h"
 
 #include <cstdint>
+#include <cstring>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -108,59 +109,87 @@ void appendSpec(std::string& out, const UserInfo& user, const RequestInfo& info)
 constexpr size_t kMaxControlledAttrCacheSize = 10000;
 
 // Cache key pieces: a 4-byte length (or count) before every string (or list), so that no two
-// different field tuples share a key, whatever bytes the strings hold.
-void appendKeyLength(std::string& out, size_t n) {
-  const auto v = static_cast<uint32_t>(n);
-  out.append(reinterpret_cast<const char*>(&v), sizeof v);
-}
+// different field tuples share a key, whatever bytes the strings hold. The key is built for
+// every request: one pass sizes it, a second writes it with plain copies.
+struct KeySizer {
+  size_t size = 0;
+  void length(size_t) { size += sizeof(uint32_t); }
+  void bytes(std::string_view s) { size += s.size(); }
+};
 
-void appendKeyString(std::string& out, std::string_view s) {
-  appendKeyLength(out, s.size());
-  out.append(s);
-}
-
-void appendKeyStrings(std::string& out, const std::vector<std::string>& values) {
-  appendKeyLength(out, values.size());
-  for (const std::string& v : values) appendKeyString(out, v);
-}
-
-void appendKeyRequirements(std::string& out, const std::vector<SelectorRequirement>& reqs) {
-  appendKeyLength(out, reqs.size());
-  for (const SelectorRequirement& r : reqs) {
-    appendKeyString(out, r.key);
-    appendKeyString(out, r.op);
-    appendKeyStrings(out, r.values);
+struct KeyWriter {
+  char* at;
+  void length(size_t n) {
+    const auto v = static_cast<uint32_t>(n);
+    std::memcpy(at, &v, sizeof v);
+    at += sizeof v;
   }
+  void bytes(std::string_view s) {
+    std::memcpy(at, s.data(), s.size());
+    at += s.size();
+  }
+};
+
+template <typename Sink>
+void keyString(Sink& sink, std::string_view s) {
+  sink.length(s.size());
+  sink.bytes(s);
+}
+
+template <typename Sink>
+void keyStrings(Sink& sink, const std::vector<std::string>& values) {
+  sink.length(values.size());
+  for (const std::string& v : values) keyString(sink, v);
+}
+
+template <typename Sink>
+void keyRequirements(Sink& sink, const std::vector<SelectorRequirement>& reqs) {
+  sink.length(reqs.size());
+  for (const SelectorRequirement& r : reqs) {
+    keyString(sink, r.key);
+    keyString(sink, r.op);
+    keyStrings(sink, r.values);
+  }
+}
+
+template <typename Sink>
+void writeCacheKey(Sink& sink, const UserInfo& user, const RequestInfo& info) {
+  if (info.isResourceRequest) {
+    sink.bytes("R");
+    keyString(sink, info.namespaceName);
+    keyString(sink, info.verb);
+    keyString(sink, info.apiGroup);
+    keyString(sink, info.apiVersion);
+    keyString(sink, info.resource);
+    keyString(sink, info.subresource);
+    keyString(sink, info.name);
+    keyRequirements(sink, info.fieldSelectorRequirements);
+    keyRequirements(sink, info.labelSelectorRequirements);
+  } else {
+    sink.bytes("N");
+    keyString(sink, info.path);
+    keyString(sink, info.verb);
+  }
+  keyString(sink, user.name);
+  keyStrings(sink, user.groups);
+  sink.length(user.extra.size());
+  for (const auto& [k, values] : user.extra) {
+    keyString(sink, k);
+    keyStrings(sink, values);
+  }
+  keyString(sink, user.uid);
 }
 
 }  // namespace
 
 void appendSubjectAccessReviewCacheKey(std::string& out, const UserInfo& user,
                                        const RequestInfo& info) {
-  if (info.isResourceRequest) {
-    out += 'R';
-    appendKeyString(out, info.namespaceName);
-    appendKeyString(out, info.verb);
-    appendKeyString(out, info.apiGroup);
-    appendKeyString(out, info.apiVersion);
-    appendKeyString(out, info.resource);
-    appendKeyString(out, info.subresource);
-    appendKeyString(out, info.name);
-    appendKeyRequirements(out, info.fieldSelectorRequirements);
-    appendKeyRequirements(out, info.labelSelectorRequirements);
-  } else {
-    out += 'N';
-    appendKeyString(out, info.path);
-    appendKeyString(out, info.verb);
-  }
-  appendKeyString(out, user.name);
-  appendKeyStrings(out, user.groups);
-  appendKeyLength(out, user.extra.size());
-  for (const auto& [k, values] : user.extra) {
-    appendKeyString(out, k);
-    appendKeyStrings(out, values);
-  }
-  appendKeyString(out, user.uid);
+  KeySizer sizer;
+  writeCacheKey(sizer, user, info);
+  const size_t start = out.size();
+  out.resize(start + sizer.size);
+  KeyWriter writer{out.data() + start};
+  writeCacheKey(writer, user, info);
 }
 
 std::string subjectAccessReviewSpecJson(const UserInfo& user, const RequestInfo& info) {
