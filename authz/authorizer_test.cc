@@ -152,7 +152,8 @@ TEST(Authorizer, DeniedListEndToEnd) {
   RequestInfo info = resolve("GET", kSamples);
 
   ASSERT_EQ(a->authorize(bob, info).kind, Kind::kNeedsSubjectAccessReview);
-  std::string key = subjectAccessReviewSpecJson(bob, info);
+  std::string key;  // keyed as the proxy keys it
+  appendSubjectAccessReviewCacheKey(key, bob, info);
   auto lookup = cache.lookup(key, nullptr, [](const auto&) {});
   ASSERT_EQ(lookup.outcome, decltype(cache)::Outcome::kLeader);
   auto status = parseSubjectAccessReviewResponse(

@@ -194,7 +194,7 @@ void appendSubjectAccessReviewCacheKey(std::string& out, const UserInfo& user,
 
 std::string subjectAccessReviewSpecJson(const UserInfo& user, const RequestInfo& info) {
   std::string out;
-  out.reserve(384);  // built for every request as the decision cache key: grow once, not often
+  out.reserve(384);
   appendSpec(out, user, info);
   return out;
 }

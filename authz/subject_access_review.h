@@ -14,7 +14,8 @@ namespace aaproxy {
 inline constexpr char kSubjectAccessReviewPath[] =
     "/apis/authorization.k8s.io/v1/subjectaccessreviews";
 
-// json.Marshal(SubjectAccessReviewSpec): upstream's cache key, and the "spec" of the body.
+// json.Marshal(SubjectAccessReviewSpec): the "spec" of the body, and upstream's cache key (ours
+// is appendSubjectAccessReviewCacheKey below, equal exactly when this is).
 // Field order resourceAttributes|nonResourceAttributes, user, groups, extra (keys sorted), uid;
 // resourceAttributes: namespace, verb, group, version, resource, subresource, name,
 // fieldSelector{requirements}, labelSelector{requirements}; empty fields omitted.
