@@ -469,7 +469,8 @@ void DelegatedAdmission::Impl::decide(LoopState& state, Dispatcher& loop, const 
   state.authz_client->request(
       "POST", kSubjectAccessReviewPath, subjectAccessReviewRequestBody(user, info),
       std::move(headers),
-      [this, key = std::move(key), cacheable, start, done = VerdictCallback(std::forward<Done>(done)),
+      [this, key = std::move(key), cacheable, start,
+       done = VerdictCallback(std::forward<Done>(done)),
        info](absl::StatusOr<ApiResponse> response) {
         AdmissionMetrics& metrics = AdmissionMetrics::get();
         metrics.sar_latency.observe(absl::ToDoubleSeconds(absl::Now() - start));
