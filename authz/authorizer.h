@@ -7,7 +7,7 @@
 //     case kAllow: forward; case kForbidden: forbiddenResponse(user, info, verdict.reason);
 //     case kInternalError: internalErrorResponse(requestUri, verdict.error);
 //     case kNeedsSubjectAccessReview:
-//       key = subjectAccessReviewSpecJson(user, info); look it up in a
+//       appendSubjectAccessReviewCacheKey(key, user, info); look it up in a
 //       CoalescingCache<SubjectAccessReviewStatus>; on a miss POST
 //       subjectAccessReviewRequestBody(user, info), parse with
 //       parseSubjectAccessReviewResponse, cache with subjectAccessReviewCacheTtl(), then
