@@ -153,52 +153,35 @@ absl::Status validateIdentity(const UserInfo& user) {
   return absl::OkStatus();
 }
 
-// Calls emit(name, value) for every identity header line of `user`, in order. `name_buffer`
-// holds the X-Remote-Extra- names while they are emitted.
-template <typename Emit>
-void forEachIdentityHeader(const UserInfo& user, std::string& name_buffer, Emit&& emit) {
-  emit(std::string_view(kRemoteUserHeader), std::string_view(user.name));
-  if (!user.uid.empty()) {
-    emit(std::string_view(kRemoteUidHeader), std::string_view(user.uid));
-  }
-  for (const std::string& group : user.groups) {
-    emit(std::string_view(kRemoteGroupHeader), std::string_view(group));
-  }
-  for (const auto& [key, values] : user.extra) {
-    name_buffer.assign(kRemoteExtraHeaderPrefix);
-    appendEscapedExtraHeaderKey(name_buffer, key);
-    for (const std::string& value : values) {
-      emit(std::string_view(name_buffer), std::string_view(value));
-    }
-  }
+void appendLine(std::string& out, std::string_view name, std::string_view value) {
+  out.append(name);
+  out.append(": ", 2);
+  out.append(value);
+  out.append("\r\n", 2);
 }
 
 }  // namespace
 
-absl::Status setIdentityHeaders(HeaderMap& headers, const UserInfo& user) {
-  removeIdentityHeaders(headers);
-  // Checked before any is added, so that a refused identity leaves no partial set behind.
-  if (absl::Status valid = validateIdentity(user); !valid.ok()) {
-    return valid;
-  }
-  std::string name;
-  forEachIdentityHeader(user, name, [&headers](std::string_view n, std::string_view v) {
-    headers.add(std::string(n), std::string(v));
-  });
-  return absl::OkStatus();
-}
-
 absl::Status appendIdentityHeaderLines(std::string& out, const UserInfo& user) {
+  // Checked before any line is written, so that a refused identity leaves nothing behind.
   if (absl::Status valid = validateIdentity(user); !valid.ok()) {
     return valid;
   }
+  appendLine(out, kRemoteUserHeader, user.name);
+  if (!user.uid.empty()) {
+    appendLine(out, kRemoteUidHeader, user.uid);
+  }
+  for (const std::string& group : user.groups) {
+    appendLine(out, kRemoteGroupHeader, group);
+  }
   std::string name;
-  forEachIdentityHeader(user, name, [&out](std::string_view n, std::string_view v) {
-    out.append(n);
-    out.append(": ", 2);
-    out.append(v);
-    out.append("\r\n", 2);
-  });
+  for (const auto& [key, values] : user.extra) {
+    name.assign(kRemoteExtraHeaderPrefix);
+    appendEscapedExtraHeaderKey(name, key);
+    for (const std::string& value : values) {
+      appendLine(out, name, value);
+    }
+  }
   return absl::OkStatus();
 }
 

@@ -31,17 +31,13 @@ struct IdentityHeaderNames {
 // and the configured names and prefixes. Returns the number of lines removed.
 size_t stripIdentityHeaders(HeaderMap& headers, const IdentityHeaderNames& configured);
 
-// Replaces X-Remote-User/Uid/Group/Extra-* with `user`: X-Remote-User, X-Remote-Uid (only when
-// non-empty), one X-Remote-Group line per group, one X-Remote-Extra-<escaped key> line per
-// value (keys in map order).
+// The identity for the backend, as "Name: value\r\n" lines appended to `out`, in client-go's
+// SetAuthProxyHeaders format: X-Remote-User, X-Remote-Uid (only when non-empty), one
+// X-Remote-Group line per group, one X-Remote-Extra-<escaped key> line per value (keys in map
+// order). The caller removes what the client sent with removeIdentityHeaders.
 // A value HTTP cannot carry (a control byte other than tab; e.g. a certificate's CN with a
 // line break) is refused as Go's transport refuses it: InvalidArgument "invalid header field
-// value for \"X-Remote-User\"", and no identity header is left in `headers`.
-absl::Status setIdentityHeaders(HeaderMap& headers, const UserInfo& user);
-
-// The same identity as "Name: value\r\n" lines appended to `out`, for a request head written
-// without a HeaderMap; the same refusal (then nothing is appended). The caller removes what
-// the client sent with removeIdentityHeaders.
+// value for \"X-Remote-User\"", and nothing is appended.
 absl::Status appendIdentityHeaderLines(std::string& out, const UserInfo& user);
 
 // Removes X-Remote-User, X-Remote-Uid, X-Remote-Group and X-Remote-Extra-* lines
