@@ -7,6 +7,7 @@ files the test writes (and may rewrite at any time), and it records every reques
 Command line
   fake_apiserver.py --cert server.crt --key server.key [--client-ca ca.crt [--require-client-cert]]
                     [--host 127.0.0.1] [--port 0] --configmap-file cm.json --policy-file policy.json
+                    [--objects-file objects.json]
   On startup it prints exactly one line `listening on HOST:PORT` (port 0 picks a free port) and
   flushes stdout. It runs until killed (SIGTERM/SIGINT).
 
@@ -16,6 +17,11 @@ Files
     Absent file: the ConfigMap does not exist (404). Every change of the file's content (polled every
     20 ms and on each request) bumps metadata.resourceVersion and is sent to open watches as
     ADDED / MODIFIED / DELETED. Write it atomically (write a temp file, rename) to avoid torn reads.
+  --objects-file: a JSON list of API objects (each with apiVersion, kind, metadata.name and, when
+    namespaced, metadata.namespace) of the kinds in COLLECTIONS below: what kube-aggregator lists
+    and watches from the core API (Namespaces, Services, Endpoints, webhook configurations).
+    Absent file: no objects. Polled like the ConfigMap file; every change of an object (compared
+    as JSON) is a watch event (ADDED / MODIFIED / DELETED) with the next resourceVersion.
   --policy-file: a JSON object, re-read on every request (the last good copy is kept when it does
     not parse; absent file = empty policy):
     {
@@ -31,7 +37,9 @@ Files
     }
     tokens: TokenReview outcomes; an unknown token is {"authenticated": false}.
     sar: SubjectAccessReview rules, first match wins; a field that is absent or "*" matches
-      anything; "user" matches spec.user, "group" any of spec.groups; "path" (non-resource
+      anything; "user" matches spec.user, "group" any of spec.groups; "caller" matches the bearer
+      token the review was sent with (so two clients of the double, say an aggregator and
+      aa-proxy, can be answered differently for the same user); "path" (non-resource
       requests) may end in "*" for a prefix match; a rule with "path" only matches non-resource
       requests and a rule with resource fields only resource requests. No match: default deny
       ({"allowed": false}).
@@ -53,6 +61,9 @@ Endpoints
        `timeoutSeconds=N` ends the stream)
   POST /apis/authentication.k8s.io/v1/tokenreviews
   POST /apis/authorization.k8s.io/v1/subjectaccessreviews
+  GET  every collection of COLLECTIONS (cluster-wide, and per namespace for namespaced kinds),
+       as a list or, with watch=true, as a watch stream (same rules as the ConfigMap watch), and
+       GET of one object by name
   Control (no authentication, not recorded):
   GET  /__recorded  JSON list of {"connection": n, "method", "path" (with query), "headers":
                     [[name, value], ...], "body", "time" (unix seconds), "client_cert_cn"}
@@ -73,12 +84,24 @@ import sys
 import threading
 import time
 import urllib.parse
+import uuid
 
 CONFIGMAP_NAME = "extension-apiserver-authentication"
 CONFIGMAP_PATH = "/api/v1/namespaces/kube-system/configmaps/" + CONFIGMAP_NAME
 CONFIGMAP_LIST_PATH = "/api/v1/namespaces/kube-system/configmaps"
 TOKENREVIEW_PATH = "/apis/authentication.k8s.io/v1/tokenreviews"
 SAR_PATH = "/apis/authorization.k8s.io/v1/subjectaccessreviews"
+
+# The collections served from --objects-file: (group/version, plural) -> (kind, namespaced).
+COLLECTIONS = {
+    ("v1", "namespaces"): ("Namespace", False),
+    ("v1", "services"): ("Service", True),
+    ("v1", "endpoints"): ("Endpoints", True),
+    ("admissionregistration.k8s.io/v1beta1", "mutatingwebhookconfigurations"):
+        ("MutatingWebhookConfiguration", False),
+    ("admissionregistration.k8s.io/v1beta1", "validatingwebhookconfigurations"):
+        ("ValidatingWebhookConfiguration", False),
+}
 
 
 class ConfigMapState:
@@ -144,6 +167,86 @@ class ConfigMapState:
                 return None, self.resource_version
             return self._object(self.data), self.resource_version
 
+    def current_objects(self):
+        """What a watch from resourceVersion "" or "0" starts with (call with cond held)."""
+        return [] if self.data is None else [self._object(self.data)]
+
+
+class ObjectStore:
+    """The objects of --objects-file, each with its own resourceVersion, and their change events."""
+
+    def __init__(self, path):
+        self.path = path
+        self.cond = threading.Condition()
+        self.raw = None
+        self.objects = {}  # (apiVersion, kind, namespace, name) -> object as served
+        self.resource_version = 1
+        self.events = []  # (resourceVersion, type, object)
+        self.refresh()
+
+    @staticmethod
+    def _key(obj):
+        meta = obj.get("metadata") or {}
+        return (obj.get("apiVersion", ""), obj.get("kind", ""), meta.get("namespace", ""),
+                meta.get("name", ""))
+
+    @staticmethod
+    def _comparable(obj):
+        copy = json.loads(json.dumps(obj))
+        copy.get("metadata", {}).pop("resourceVersion", None)
+        return json.dumps(copy, sort_keys=True)
+
+    def refresh(self):
+        if not self.path:
+            return
+        try:
+            with open(self.path, "rb") as f:
+                raw = f.read()
+        except FileNotFoundError:
+            raw = b"[]"
+        with self.cond:
+            if raw == self.raw:
+                return
+            try:
+                listed = json.loads(raw.decode("utf-8"))
+            except ValueError:
+                return  # torn or invalid write: keep the old state, try again later
+            if not isinstance(listed, list):
+                return
+            self.raw = raw
+            wanted = {self._key(obj): obj for obj in listed if isinstance(obj, dict)}
+            changes = []
+            for key, obj in wanted.items():
+                old = self.objects.get(key)
+                if old is None:
+                    changes.append(("ADDED", key, obj))
+                elif self._comparable(old) != self._comparable(obj):
+                    changes.append(("MODIFIED", key, obj))
+            changes += [("DELETED", key, old) for key, old in self.objects.items()
+                        if key not in wanted]
+            for event_type, key, obj in changes:
+                self.resource_version += 1
+                served = json.loads(json.dumps(obj))
+                meta = served.setdefault("metadata", {})
+                meta["resourceVersion"] = str(self.resource_version)
+                meta.setdefault("uid", str(uuid.uuid5(uuid.NAMESPACE_URL, "/".join(key))))
+                if event_type == "DELETED":
+                    del self.objects[key]
+                else:
+                    self.objects[key] = served
+                self.events.append((self.resource_version, event_type, served))
+            del self.events[:-1000]
+            if changes:
+                self.cond.notify_all()
+
+    def current_objects(self):
+        """Every object (call with cond held); watches filter them."""
+        return list(self.objects.values())
+
+    def find(self, match):
+        with self.cond:
+            return [o for o in self.objects.values() if match(o)], self.resource_version
+
 
 class Policy:
     """The policy file, re-read on each use; the last parseable version wins."""
@@ -206,11 +309,13 @@ def _path_matches(pattern, path):
 RESOURCE_FIELDS = ("verb", "apiGroup", "resource", "subresource", "name", "namespace", "version")
 
 
-def evaluate_sar(policy, spec):
+def evaluate_sar(policy, spec, caller=""):
     resource = spec.get("resourceAttributes")
     non_resource = spec.get("nonResourceAttributes")
     groups = spec.get("groups") or []
     for rule in policy.get("sar") or []:
+        if not _matches(rule.get("caller"), caller):
+            continue
         if not _matches(rule.get("user"), spec.get("user", "")):
             continue
         if rule.get("group") not in (None, "*") and rule["group"] not in groups:
@@ -349,15 +454,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return True, failure
         return False, failure
 
+    def _bearer_token(self):
+        parts = self.headers.get("Authorization", "").split(" ", 1)
+        return parts[1].strip() if len(parts) == 2 and parts[0].lower() == "bearer" else ""
+
     def _authorized(self, policy):
         tokens = policy.get("api_tokens")
         if tokens is None:
             return True
         if self._client_cn():
             return True
-        auth = self.headers.get("Authorization", "")
-        parts = auth.split(" ", 1)
-        return len(parts) == 2 and parts[0].lower() == "bearer" and parts[1].strip() in tokens
+        return self._bearer_token() in tokens
 
     # --- dispatch -------------------------------------------------------------------------
 
@@ -389,6 +496,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self._record(body)
         policy = self.server.policy.get()
         self.server.configmap.refresh()
+        self.server.objects.refresh()
         if not self._authorized(policy):
             return self._send_json(401, status_body(401, "Unauthorized", "Unauthorized"))
 
@@ -410,7 +518,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 handled, _ = self._apply_failure("watch")
                 if handled:
                     return
-                return self._watch(query, wanted)
+                return self._watch(self.server.configmap, query, lambda _: wanted)
             handled, _ = self._apply_failure("configmap")
             if handled:
                 return
@@ -423,6 +531,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self._token_review(policy, body)
         if url.path == SAR_PATH and self.command == "POST":
             return self._subject_access_review(policy, body)
+        if self.command == "GET" and self._serve_objects(url.path, query):
+            return
         return self._send_json(404, status_body(404, "NotFound", "the server could not find the "
                                                 "requested resource"))
 
@@ -466,14 +576,58 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if failure and failure.get("both_allowed_and_denied"):
             status = {"allowed": True, "denied": True}
         else:
-            status = evaluate_sar(policy, spec)
+            status = evaluate_sar(policy, spec, caller=self._bearer_token())
         self._send_json(201, {"kind": "SubjectAccessReview",
                               "apiVersion": "authorization.k8s.io/v1",
                               "metadata": {"creationTimestamp": None},
                               "spec": spec, "status": status})
 
-    def _watch(self, query, wanted):
-        state = self.server.configmap
+    def _serve_objects(self, path, query):
+        """GET of a COLLECTIONS list, watch or object; False when the path is none of those."""
+        parts = [p for p in path.split("/") if p]
+        if parts[:2] == ["api", "v1"]:
+            group_version, rest = "v1", parts[2:]
+        elif len(parts) >= 3 and parts[0] == "apis":
+            group_version, rest = parts[1] + "/" + parts[2], parts[3:]
+        else:
+            return False
+        namespace, name = "", ""
+        if len(rest) >= 3 and rest[0] == "namespaces":
+            namespace, rest = rest[1], rest[2:]
+        if len(rest) not in (1, 2) or (group_version, rest[0]) not in COLLECTIONS:
+            return False
+        kind, namespaced = COLLECTIONS[(group_version, rest[0])]
+        if namespace and not namespaced:
+            return False
+        if len(rest) == 2:
+            name = rest[1]
+        api_version = group_version
+
+        def match(obj):
+            meta = obj.get("metadata") or {}
+            return (obj.get("apiVersion") == api_version and obj.get("kind") == kind and
+                    (not namespace or meta.get("namespace", "") == namespace) and
+                    (not name or meta.get("name") == name))
+
+        store = self.server.objects
+        if name:
+            found, _ = store.find(match)
+            if not found:
+                self._send_json(404, status_body(404, "NotFound", '%s "%s" not found' % (
+                    rest[0], name)) | {"details": {"name": name, "kind": rest[0]}})
+            else:
+                self._send_json(200, found[0])
+            return True
+        if query.get("watch", ["false"])[0] not in ("", "0", "false"):
+            self._watch(store, query, match)
+            return True
+        items, rv = store.find(match)
+        self._send_json(200, {"kind": kind + "List", "apiVersion": api_version,
+                              "metadata": {"resourceVersion": str(rv)}, "items": items})
+        return True
+
+    def _watch(self, state, query, match):
+        """A chunked watch stream of `state`'s events whose object `match` accepts."""
         timeout = float((query.get("timeoutSeconds") or ["0"])[0] or 0)
         deadline = time.time() + timeout if timeout > 0 else None
         since = (query.get("resourceVersion") or [""])[0]
@@ -483,17 +637,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         with state.cond:
             sent_rv = state.resource_version
-            pending = []
-            if wanted and since in ("", "0"):
+            if since in ("", "0"):
                 # As kube-apiserver for an unset/"0" resourceVersion: the current state first.
-                if state.data is not None:
-                    pending.append({"type": "ADDED", "object": state._object(state.data)})
-            elif wanted:
+                pending = [{"type": "ADDED", "object": o} for o in state.current_objects()]
+            else:
                 try:
                     since_rv = int(since)
                 except ValueError:
                     since_rv = 0
                 pending = [{"type": t, "object": o} for rv, t, o in state.events if rv > since_rv]
+            pending = [e for e in pending if match(e["object"])]
         try:
             while not self.server.stopping.is_set():
                 for event in pending:
@@ -507,7 +660,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                         break
                     state.cond.wait(timeout=0.2 if remaining is None else min(0.2, remaining))
                     for rv, event_type, obj in state.events:
-                        if rv > sent_rv and wanted:
+                        if rv > sent_rv and match(obj):
                             pending.append({"type": event_type, "object": obj})
                     sent_rv = state.resource_version
             self.wfile.write(b"0\r\n\r\n")
@@ -520,10 +673,11 @@ class FakeApiServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address, ssl_context, configmap, policy):
+    def __init__(self, address, ssl_context, configmap, policy, objects):
         super().__init__(address, Handler)
         self.ssl_context = ssl_context
         self.configmap = configmap
+        self.objects = objects
         self.policy = policy
         self.recorder = Recorder()
         self.stopping = threading.Event()
@@ -555,9 +709,10 @@ class FakeApiServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
                 pass
 
 
-def _poll_configmap(state, stopping):
+def _poll_files(states, stopping):
     while not stopping.wait(0.02):
-        state.refresh()
+        for state in states:
+            state.refresh()
 
 
 def main(argv=None):
@@ -570,6 +725,7 @@ def main(argv=None):
     parser.add_argument("--require-client-cert", action="store_true")
     parser.add_argument("--configmap-file", required=True)
     parser.add_argument("--policy-file", required=True)
+    parser.add_argument("--objects-file", default="")
     args = parser.parse_args(argv)
 
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -581,8 +737,10 @@ def main(argv=None):
 
     configmap = ConfigMapState(args.configmap_file)
     policy = Policy(args.policy_file)
-    server = FakeApiServer((args.host, args.port), context, configmap, policy)
-    poller = threading.Thread(target=_poll_configmap, args=(configmap, server.stopping), daemon=True)
+    objects = ObjectStore(args.objects_file)
+    server = FakeApiServer((args.host, args.port), context, configmap, policy, objects)
+    poller = threading.Thread(target=_poll_files, args=((configmap, objects), server.stopping),
+                              daemon=True)
     poller.start()
     host, port = server.server_address[:2]
     print("listening on %s:%d" % (host, port), flush=True)

@@ -58,11 +58,13 @@ class FakeApiServerTest(unittest.TestCase):
     def setUp(self):
         self.cm_file = os.path.join(self.dir, "cm-%s.json" % self._testMethodName)
         self.policy_file = os.path.join(self.dir, "policy-%s.json" % self._testMethodName)
+        self.objects_file = os.path.join(self.dir, "objects-%s.json" % self._testMethodName)
         self.proc = subprocess.Popen(
             [sys.executable, SERVER, "--cert", os.path.join(self.dir, "server.crt"),
              "--key", os.path.join(self.dir, "server.key"),
              "--client-ca", os.path.join(self.dir, "ca.crt"),
-             "--configmap-file", self.cm_file, "--policy-file", self.policy_file],
+             "--configmap-file", self.cm_file, "--policy-file", self.policy_file,
+             "--objects-file", self.objects_file],
             stdout=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline().strip()
         self.assertTrue(line.startswith("listening on 127.0.0.1:"), line)
@@ -176,6 +178,72 @@ class FakeApiServerTest(unittest.TestCase):
                          {"allowed": True})
         self.assertEqual(sar({"user": "mallory", "resourceAttributes": ra}),
                          {"allowed": False, "denied": True, "reason": "blocked"})
+
+    def test_sar_rules_can_depend_on_the_caller(self):
+        write_json(self.policy_file, {"sar": [
+            {"caller": "aggregator-token", "allowed": True},
+            {"user": "alice", "verb": "get", "allowed": False, "reason": "not here"},
+        ]})
+        body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+                "spec": {"user": "alice", "resourceAttributes": {"verb": "get"}}}
+
+        def status_as(token):
+            _, _, payload = self.call("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+                                      body, headers={"Authorization": "Bearer " + token})
+            return json.loads(payload)["status"]
+
+        self.assertEqual(status_as("aggregator-token"), {"allowed": True})
+        self.assertEqual(status_as("proxy-token"), {"allowed": False, "reason": "not here"})
+
+    SERVICE = {"apiVersion": "v1", "kind": "Service",
+               "metadata": {"name": "api", "namespace": "sample"},
+               "spec": {"type": "ClusterIP", "clusterIP": "127.0.0.9"}}
+    NAMESPACE = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "sample"}}
+
+    def test_objects_are_listed_and_fetched_by_collection(self):
+        write_json(self.objects_file, [self.SERVICE, self.NAMESPACE])
+        status, _, payload = self.call("GET", "/api/v1/services?limit=500&resourceVersion=0")
+        self.assertEqual(status, 200)
+        services = json.loads(payload)
+        self.assertEqual((services["kind"], services["apiVersion"]), ("ServiceList", "v1"))
+        self.assertEqual([i["spec"]["clusterIP"] for i in services["items"]], ["127.0.0.9"])
+        self.assertTrue(services["items"][0]["metadata"]["uid"])
+        self.assertEqual(json.loads(self.call("GET", "/api/v1/namespaces/other/services")[2])
+                         ["items"], [])
+        status, _, payload = self.call("GET", "/api/v1/namespaces/sample/services/api")
+        self.assertEqual((status, json.loads(payload)["metadata"]["name"]), (200, "api"))
+        status, _, payload = self.call("GET", "/api/v1/namespaces/sample")
+        self.assertEqual((status, json.loads(payload)["kind"]), (200, "Namespace"))
+        self.assertEqual(self.call("GET", "/api/v1/namespaces/sample/services/none")[0], 404)
+        status, _, payload = self.call(
+            "GET", "/apis/admissionregistration.k8s.io/v1beta1/validatingwebhookconfigurations")
+        self.assertEqual((status, json.loads(payload)["items"]), (200, []))
+        self.assertEqual(self.call("GET", "/api/v1/pods")[0], 404)
+
+    def test_object_watch_sends_changes_of_its_collection_only(self):
+        write_json(self.objects_file, [self.SERVICE, self.NAMESPACE])
+        _, _, payload = self.call("GET", "/api/v1/endpoints")
+        rv = json.loads(payload)["metadata"]["resourceVersion"]
+        conn = self.connect()
+        conn.request("GET", "/api/v1/endpoints?watch=true&resourceVersion=" + rv)
+        resp = conn.getresponse()
+        self.assertEqual(resp.status, 200)
+        endpoints = {"apiVersion": "v1", "kind": "Endpoints",
+                     "metadata": {"name": "api", "namespace": "sample"},
+                     "subsets": [{"addresses": [{"ip": "127.0.0.9"}]}]}
+        write_json(self.objects_file, [self.SERVICE, self.NAMESPACE, endpoints])
+        added = json.loads(resp.readline())
+        self.assertEqual((added["type"], added["object"]["kind"]), ("ADDED", "Endpoints"))
+        endpoints["subsets"] = []
+        changed_service = dict(self.SERVICE, spec={"type": "ClusterIP", "clusterIP": "127.0.0.8"})
+        write_json(self.objects_file, [changed_service, self.NAMESPACE, endpoints])
+        modified = json.loads(resp.readline())
+        self.assertEqual((modified["type"], modified["object"]["subsets"]), ("MODIFIED", []))
+        self.assertGreater(int(modified["object"]["metadata"]["resourceVersion"]),
+                           int(added["object"]["metadata"]["resourceVersion"]))
+        write_json(self.objects_file, [changed_service, self.NAMESPACE])
+        self.assertEqual(json.loads(resp.readline())["type"], "DELETED")
+        conn.close()
 
     def test_failure_injection_status_retry_after_times(self):
         write_json(self.policy_file, {"failures": {"tokenreviews": {
