@@ -651,11 +651,13 @@ class SampleBackend:
     """The sample backend on a free port (TCP) or a Unix socket."""
 
     def __init__(self, log_dir: Path, unix_socket: Optional[Path] = None,
-                 port: int = 0, watch_interval: float = 1.0, name: str = "sample-backend"):
+                 port: int = 0, watch_interval: float = 1.0, name: str = "sample-backend",
+                 log_headers: bool = False):
         listen = f"unix://{unix_socket}" if unix_socket else f"127.0.0.1:{port}"
         self.unix_socket = str(unix_socket) if unix_socket else None
         self.process = Process(name, [require_binary("sample/sample-backend"), "--listen", listen,
-                                      "--watch-interval", str(watch_interval)], log_dir)
+                                      "--watch-interval", str(watch_interval)] +
+                               (["--log-headers"] if log_headers else []), log_dir)
         match = self.process.wait_for_log(r"^listening on (\S+)$")
         self.address = match.group(1)
         self.port = None if unix_socket else int(self.address.rsplit(":", 1)[1])

@@ -912,7 +912,8 @@ void ClientConnection::logRequest(int status) {
              << absl::CEscape(absl::string_view(user_name_.data(), user_name_.size()))  // one line
              << "\" status=" << status
              << " latency=" << absl::FormatDuration(absl::Now() - request_start_) << " audit-id=\""
-             << audit_id_ << "\" client=" << peer_ip_;
+             << audit_id_ << "\" client=" << peer_ip_ << " protocol=HTTP/" << head_.http_major << "."
+             << head_.http_minor;
 }
 
 const http_parser_settings& ClientConnection::requestSettings() {

@@ -36,16 +36,19 @@ namespace {
 
 constexpr std::string_view kUsage =
     "usage: sample-backend [--listen 127.0.0.1:PORT | --listen unix:///path.sock]\n"
-    "                      [--watch-interval SECONDS]\n"
+    "                      [--watch-interval SECONDS] [--log-headers]\n"
     "  --listen          address to serve plain HTTP on (default 127.0.0.1:8080); port 0 picks a\n"
     "                    free port. The bound address is printed as `listening on <addr>`.\n"
-    "  --watch-interval  seconds between watch events after the first (default 1; fractions ok)\n";
+    "  --watch-interval  seconds between watch events after the first (default 1; fractions ok)\n"
+    "  --log-headers     also log every request's header lines, as `sample-backend: headers <JSON>`\n"
+    "                    (the /debug/headers body), for requests whose path only a proxy chooses\n";
 
 constexpr size_t kBytesRefill = 1 << 20;  // /debug/bytes: queue this much per drained buffer
 
 struct Options {
   std::string listen = "127.0.0.1:8080";
   double watchIntervalSeconds = 1.0;
+  bool logHeaders = false;
 };
 
 struct EventBaseFree {
@@ -348,6 +351,9 @@ void Connection::handleRequest() {
   std::string outcome = route.kind == RouteKind::kFixed ? std::to_string(route.status)
                                                         : kKindNames[static_cast<int>(route.kind)];
   fprintf(stderr, "sample-backend: %s %s -> %s\n", method_.c_str(), url_.c_str(), outcome.c_str());
+  if (server_.options().logHeaders) {
+    fprintf(stderr, "sample-backend: headers %s\n", headersJson().c_str());
+  }
   if (parser_.upgrade) {
     if (route.kind == RouteKind::kDebugEcho) {
       startEcho();
@@ -671,6 +677,8 @@ std::optional<Options> parseFlags(int argc, char** argv) {
         return std::nullopt;
       }
       options.watchIntervalSeconds = seconds;
+    } else if (arg == "--log-headers") {
+      options.logHeaders = true;
     } else {
       fprintf(stderr, "sample-backend: unknown flag %s\n%s", argv[i], kUsage.data());
       return std::nullopt;
