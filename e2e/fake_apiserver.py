@@ -59,8 +59,8 @@ Endpoints
        (a ConfigMapList; with &watch=true a chunked watch stream, one JSON event per line;
        `resourceVersion=N` older than the current one first sends the current object;
        `timeoutSeconds=N` ends the stream)
-  POST /apis/authentication.k8s.io/v1/tokenreviews
-  POST /apis/authorization.k8s.io/v1/subjectaccessreviews
+  POST /apis/authentication.k8s.io/v1/tokenreviews (and v1beta1)
+  POST /apis/authorization.k8s.io/v1/subjectaccessreviews (and v1beta1, groups in spec.group)
   GET  every collection of COLLECTIONS (cluster-wide, and per namespace for namespaced kinds),
        as a list or, with watch=true, as a watch stream (same rules as the ConfigMap watch), and
        GET of one object by name
@@ -91,6 +91,14 @@ CONFIGMAP_PATH = "/api/v1/namespaces/kube-system/configmaps/" + CONFIGMAP_NAME
 CONFIGMAP_LIST_PATH = "/api/v1/namespaces/kube-system/configmaps"
 TOKENREVIEW_PATH = "/apis/authentication.k8s.io/v1/tokenreviews"
 SAR_PATH = "/apis/authorization.k8s.io/v1/subjectaccessreviews"
+# Older clients (kube-aggregator 1.14's delegated authn/authz) send the v1beta1 kinds, whose
+# SubjectAccessReview spec names the groups field "group".
+TOKENREVIEW_PATHS = {TOKENREVIEW_PATH: "authentication.k8s.io/v1",
+                     "/apis/authentication.k8s.io/v1beta1/tokenreviews":
+                         "authentication.k8s.io/v1beta1"}
+SAR_PATHS = {SAR_PATH: "authorization.k8s.io/v1",
+             "/apis/authorization.k8s.io/v1beta1/subjectaccessreviews":
+                 "authorization.k8s.io/v1beta1"}
 
 # The collections served from --objects-file: (group/version, plural) -> (kind, namespaced).
 COLLECTIONS = {
@@ -312,7 +320,7 @@ RESOURCE_FIELDS = ("verb", "apiGroup", "resource", "subresource", "name", "names
 def evaluate_sar(policy, spec, caller=""):
     resource = spec.get("resourceAttributes")
     non_resource = spec.get("nonResourceAttributes")
-    groups = spec.get("groups") or []
+    groups = spec.get("groups") or spec.get("group") or []  # v1, v1beta1
     for rule in policy.get("sar") or []:
         if not _matches(rule.get("caller"), caller):
             continue
@@ -527,16 +535,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self._send_json(200, {"kind": "ConfigMapList", "apiVersion": "v1",
                                          "metadata": {"resourceVersion": str(rv)},
                                          "items": items})
-        if url.path == TOKENREVIEW_PATH and self.command == "POST":
-            return self._token_review(policy, body)
-        if url.path == SAR_PATH and self.command == "POST":
-            return self._subject_access_review(policy, body)
+        if url.path in TOKENREVIEW_PATHS and self.command == "POST":
+            return self._token_review(policy, body, TOKENREVIEW_PATHS[url.path])
+        if url.path in SAR_PATHS and self.command == "POST":
+            return self._subject_access_review(policy, body, SAR_PATHS[url.path])
         if self.command == "GET" and self._serve_objects(url.path, query):
             return
         return self._send_json(404, status_body(404, "NotFound", "the server could not find the "
                                                 "requested resource"))
 
-    def _token_review(self, policy, body):
+    def _token_review(self, policy, body, api_version):
         handled, _ = self._apply_failure("tokenreviews")
         if handled:
             return
@@ -560,11 +568,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 status["audiences"] = audiences
             if outcome.get("error"):
                 status["error"] = outcome["error"]
-        self._send_json(201, {"kind": "TokenReview", "apiVersion": "authentication.k8s.io/v1",
+        self._send_json(201, {"kind": "TokenReview", "apiVersion": api_version,
                               "metadata": {"creationTimestamp": None},
                               "spec": spec, "status": status})
 
-    def _subject_access_review(self, policy, body):
+    def _subject_access_review(self, policy, body, api_version):
         handled, failure = self._apply_failure("subjectaccessreviews")
         if handled:
             return
@@ -578,7 +586,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         else:
             status = evaluate_sar(policy, spec, caller=self._bearer_token())
         self._send_json(201, {"kind": "SubjectAccessReview",
-                              "apiVersion": "authorization.k8s.io/v1",
+                              "apiVersion": api_version,
                               "metadata": {"creationTimestamp": None},
                               "spec": spec, "status": status})
 

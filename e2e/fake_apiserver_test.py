@@ -195,6 +195,24 @@ class FakeApiServerTest(unittest.TestCase):
         self.assertEqual(status_as("aggregator-token"), {"allowed": True})
         self.assertEqual(status_as("proxy-token"), {"allowed": False, "reason": "not here"})
 
+    def test_v1beta1_reviews_as_older_clients_send_them(self):
+        write_json(self.policy_file, {"sar": [{"group": "dev", "allowed": True}],
+                                      "tokens": {"good": {"username": "alice"}}})
+        body = {"apiVersion": "authorization.k8s.io/v1beta1", "kind": "SubjectAccessReview",
+                "spec": {"user": "alice", "group": ["dev"], "resourceAttributes": {"verb": "get"}}}
+        status, _, payload = self.call(
+            "POST", "/apis/authorization.k8s.io/v1beta1/subjectaccessreviews", body)
+        review = json.loads(payload)
+        self.assertEqual((status, review["apiVersion"], review["status"]),
+                         (201, "authorization.k8s.io/v1beta1", {"allowed": True}))
+        status, _, payload = self.call(
+            "POST", "/apis/authentication.k8s.io/v1beta1/tokenreviews",
+            {"apiVersion": "authentication.k8s.io/v1beta1", "kind": "TokenReview",
+             "spec": {"token": "good"}})
+        review = json.loads(payload)
+        self.assertEqual((status, review["apiVersion"], review["status"]["user"]),
+                         (201, "authentication.k8s.io/v1beta1", {"username": "alice"}))
+
     SERVICE = {"apiVersion": "v1", "kind": "Service",
                "metadata": {"name": "api", "namespace": "sample"},
                "spec": {"type": "ClusterIP", "clusterIP": "127.0.0.9"}}

@@ -6,6 +6,7 @@ packages=(
   bazel-bootstrap bazel-rules-java g++ libevent-dev libssl-dev libsimdjson-dev libabsl-dev
   libgtest-dev libgmock-dev libyaml-cpp-dev libhttp-parser-dev libbenchmark-dev
   python3 curl openssl nginx-light ca-certificates
+  etcd-server libnghttp2-dev nghttp2-client clang-14 libclang-rt-14-dev valgrind
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -17,7 +18,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# Debian's nginx package starts a system nginx on port 80; the project only runs its own instances.
-if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet nginx 2>/dev/null; then
-  systemctl stop nginx || true
-fi
+# Debian's nginx and etcd-server packages start system services (ports 80, 2379); the project
+# only runs its own instances, on free ports.
+for service in nginx etcd; do
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$service" 2>/dev/null; then
+    systemctl stop "$service" || true
+  fi
+done
