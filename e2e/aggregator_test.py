@@ -453,12 +453,8 @@ class AggregatorTest(unittest.TestCase):
     # --- the walkthrough ------------------------------------------------------------------
 
     def test_01_apiservice_registered_with_its_ca_bundle_becomes_available(self):
-        # deploy/README.md step 3: the manifest, with the serving CA put in by sed.
-        ca_bundle = base64.b64encode(self.serving_ca.cert.read_bytes()).decode()
-        manifest = re.sub(r"caBundle: .*", f"caBundle: {ca_bundle}", APISERVICE_YAML.read_text())
         out = self._step("kubectl apply -f apiservice.yaml",
-                         lambda: self.kubectl_ok("admin", "apply", "--validate=false", "-f", "-",
-                                                 stdin=manifest.encode()))
+                         lambda: self.apply_apiservice(self.serving_ca))
         self.assertEqual(out, f"apiservice.apiregistration.k8s.io/{APISERVICE} created\n")
         condition = self._step("APIService Available=True", lambda: self.wait_available("True"))
         self.assertEqual((condition["reason"], condition["message"]),
@@ -631,7 +627,34 @@ class AggregatorTest(unittest.TestCase):
         self.timings.record("aggregator's added latency (median difference)",
                             statistics.median(via) - statistics.median(direct))
 
-    def test_10_requestheader_ca_rotation_in_the_configmap(self):
+    def apply_apiservice(self, ca: harness.CertKey) -> str:
+        """deploy/README.md step 3: the manifest, with `ca` put in as caBundle by sed."""
+        ca_bundle = base64.b64encode(ca.cert.read_bytes()).decode()
+        manifest = re.sub(r"caBundle: .*", f"caBundle: {ca_bundle}", APISERVICE_YAML.read_text())
+        # --validate=false: kubectl v1.32 validates against its own schema, in which
+        # spec.service.port exists; 1.14's server ignores the field (it always dials 443).
+        return self.kubectl_ok("admin", "apply", "--validate=false", "-f", "-",
+                               stdin=manifest.encode())
+
+    def test_10_wrong_ca_bundle_fails_requests_not_availability(self):
+        self.wait_available("True")
+        self.assertEqual(self.apply_apiservice(self.pki.ca),  # not the serving CA
+                         f"apiservice.apiregistration.k8s.io/{APISERVICE} configured\n")
+        try:
+            def refused():
+                result = self.via_aggregator(SAMPLES, self.pki.alice)
+                return result if result.status == 503 else None
+
+            result = harness.wait_until(refused, timeout=10, what="503 with the wrong caBundle")
+            self.assertIn(b"x509: certificate signed by unknown authority", result.body)
+            # 1.14's availability check skips verification, so the APIService stays Available.
+            self.assertEqual(self.apiservice_available()["status"], "True")
+        finally:
+            self.apply_apiservice(self.serving_ca)
+        harness.wait_until(lambda: self.via_aggregator(SAMPLES, self.pki.alice).status == 200,
+                           timeout=10, what="200 with the right caBundle again")
+
+    def test_11_requestheader_ca_rotation_in_the_configmap(self):
         self.wait_available("True")
         # The ConfigMap's requestheader CA no longer vouches for the aggregator's certificate:
         # aa-proxy refuses its front-proxy headers within the resync period (401), and the
@@ -653,7 +676,7 @@ class AggregatorTest(unittest.TestCase):
                            timeout=RESYNC * 3, what="200 after the CA came back")
         self.timings.record("CA bundle restored -> 200", time.monotonic() - started)
 
-    def test_11_aa_proxy_restart_while_the_aggregator_keeps_its_connections(self):
+    def test_12_aa_proxy_restart_while_the_aggregator_keeps_its_connections(self):
         self.wait_available("True")
         # The aggregator holds keep-alive connections to aa-proxy from the earlier steps.
         self.assertEqual(self.via_aggregator(SAMPLES, self.pki.alice).status, 200)
