@@ -17,10 +17,13 @@ import concurrent.futures
 import hashlib
 import json
 import os
+import re
 import ssl
 import sys
+import tempfile
 import time
 import unittest
+from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -191,14 +194,16 @@ class SpoofingTest(AuthnTestCase):
     def test_client_ca_certificate_is_its_own_user(self):
         self.run_matrix(self.tls(self.pki.alice), "alice", ["dev", "system:authenticated"])
 
-    def test_certificate_from_an_unknown_ca_fails_the_handshake(self):
+    def test_certificate_from_an_unknown_ca_is_401_whatever_it_claims(self):
+        # The handshake accepts it (tls.RequestClientCert); both certificate authenticators
+        # refuse it per request, so the spoofed headers are never even considered.
         before = self.backend_request_count(HEADERS)
         for variant, spoofed in SPOOF_VARIANTS.items():
             with self.subTest(variant=variant):
                 result = self.fetch(HEADERS, tls=self.tls(self.pki.stranger),
                                     headers=[KUBECTL, *spoofed])
-                self.assertNotEqual(result.exit_code, 0, result.text)
-                self.assertEqual(result.status, 0)
+                self.assertEqual(result.exit_code, 0, result.stderr)
+                self.assertEqual((result.status, result.body), (401, UNAUTHORIZED))
         self.assertEqual(self.backend_request_count(HEADERS), before)
         self.assertEqual(self.recorded(), [])
 
@@ -315,10 +320,115 @@ class X509Test(AuthnTestCase):
             "extra": {"authentication.kubernetes.io/credential-id":
                       [self.credential_id(self.pki.alice)]}}])
 
-    def test_expired_certificate_is_rejected(self):
+    def test_expired_certificate_is_401(self):
         result = self.fetch(HEADERS, tls=self.tls(self.pki.expired))
-        self.assertTrue(result.exit_code != 0 or result.status == 401,
-                        f"exit {result.exit_code} status {result.status} {result.text}")
+        self.assertEqual(result.exit_code, 0, result.stderr)
+        self.assertEqual((result.status, result.body), (401, UNAUTHORIZED))
+        self.assertEqual(self.backend_request_count(HEADERS), 0)
+
+
+RESOURCE = GV + "/namespaces/default/samples"
+UNKNOWN_AUTHORITY = "x509: certificate signed by unknown authority"
+# k8s.io/apiserver's x509 authenticator error; the identifier is certificateIdentifier's.
+X509_FAILED = r"verifying certificate SN=\d+, SKID=[0-9A-F:]+, AKID=[0-9A-F:]+ failed: "
+EXPIRED = ("x509: certificate has expired or is not yet valid: current time "
+           r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ is after 2020-01-02T00:00:00Z")
+
+
+class UnverifiedCertificateTest(AuthnTestCase):
+    """Certificates the handshake accepts but no authenticator does (semantics: the TLS handshake).
+
+    The request-header authenticator (requestheader CA) and the x509 authenticator (client CA)
+    each verify the certificate per request; with both failing and no token it is a 401, on
+    /healthz too, and the reasons are logged at -v 2 as upstream's union error.
+    """
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        pki = harness.Pki(Path(tempfile.mkdtemp(prefix="pki-impostor-",
+                                                dir=os.environ.get("TEST_TMPDIR"))))
+        # The allowed front-proxy name, signed by a CA nobody configured.
+        cls.impostor_proxy = pki.issue(cls.pki.other_ca, "impostor-proxy", "front-proxy-client")
+
+    def refused(self):
+        """(name, certificate, the -v 2 log reason as a regex) for every refused certificate."""
+        return [
+            ("unknown CA", self.pki.stranger,
+             re.escape(f"[{UNKNOWN_AUTHORITY}, ") + X509_FAILED + re.escape(
+                 f"{UNKNOWN_AUTHORITY}]")),
+            # The request-header authenticator fails first on the validity period too.
+            ("expired", self.pki.expired, re.escape("[") + EXPIRED + ", " + X509_FAILED +
+             EXPIRED + re.escape("]")),
+            ("serverAuth only", self.pki.no_client_auth,
+             re.escape(f"[{UNKNOWN_AUTHORITY}, ") + X509_FAILED +
+             re.escape("x509: certificate specifies an incompatible key usage]")),
+        ]
+
+    def assert_logged(self, reason):
+        self.proxy.wait_for_log(r"Unable to authenticate the request: " + reason + "$",
+                                timeout=5)
+
+    def test_refused_certificates_are_401_on_a_resource_and_on_healthz(self):
+        for name, cert_key, reason in self.refused():
+            for path in (RESOURCE, "/healthz"):
+                with self.subTest(certificate=name, path=path):
+                    result = self.fetch(path, tls=self.tls(cert_key))
+                    self.assertEqual(result.exit_code, 0, result.stderr)
+                    self.assertEqual((result.status, result.body), (401, UNAUTHORIZED))
+                    self.assertEqual(result.header("Content-Type"), "application/json")
+                    # curl's User-Agent gets upstream's indented Status.
+                    result = self.fetch(path, tls=self.tls(cert_key), headers=())
+                    self.assertEqual((result.status, result.body), (401, UNAUTHORIZED_PRETTY))
+            with self.subTest(certificate=name, log=True):
+                self.assert_logged(reason)
+        self.assertEqual(self.backend_request_count(RESOURCE), 0)
+        self.assertEqual(self.backend_request_count("/healthz"), 0)
+        self.assertEqual(self.recorded(), [])
+        # The control: the same request with a certificate the client CA signed gets through.
+        result = self.fetch(RESOURCE, tls=self.tls(self.pki.alice))
+        self.assertEqual(result.status, 200, result.text)
+        self.assertEqual(self.backend_request_count(RESOURCE), 1)
+
+    def test_a_valid_bearer_token_still_authenticates_beside_a_refused_certificate(self):
+        for name, cert_key, _ in self.refused():
+            with self.subTest(certificate=name):
+                result = self.fetch(HEADERS, tls=self.tls(cert_key),
+                                    headers=[KUBECTL, f"Authorization: Bearer {TINA_TOKEN}"])
+                headers = self.backend_headers(result)
+                self.assertEqual(identity(headers), (
+                    ["tina"], ["uid-tina"], ["qa", "release", "system:authenticated"],
+                    {"scopes.example.com%2Fteam": ["blue", "green"]}))
+                self.assertEqual(values_of(headers, "Authorization"), [])
+        # One TokenReview and one SubjectAccessReview: the later requests hit the caches.
+        self.assertEqual([json.loads(r["body"])["spec"] for r in self.token_reviews()],
+                         [{"token": TINA_TOKEN}])
+        self.assertEqual(self.sar_specs(), [{
+            "nonResourceAttributes": {"path": HEADERS, "verb": "get"},
+            "user": "tina", "uid": "uid-tina", "groups": ["qa", "release", "system:authenticated"],
+            "extra": {"scopes.example.com/team": ["blue", "green"]}}])
+
+    def test_front_proxy_headers_need_a_certificate_the_requestheader_ca_signed(self):
+        for tls in (self.tls(self.impostor_proxy), self.tls(self.pki.stranger)):
+            result = self.as_front_proxy(HEADERS, "system:admin", ["system:masters"], tls=tls)
+            self.assertEqual(result.exit_code, 0, result.stderr)
+            self.assertEqual((result.status, result.body), (401, UNAUTHORIZED))
+        self.assertEqual(self.backend_request_count(HEADERS), 0)
+        self.assertEqual(self.recorded(), [])
+        self.assert_logged(re.escape(f"[{UNKNOWN_AUTHORITY}, ") + X509_FAILED +
+                           re.escape(f"{UNKNOWN_AUTHORITY}]"))
+        # The same headers from the real front-proxy client are honoured.
+        result = self.as_front_proxy(HEADERS, "jane", ["g1"])
+        self.assertEqual(identity(self.backend_headers(result))[:3],
+                         (["jane"], [], ["g1", "system:authenticated"]))
+
+    def test_front_proxy_certificate_with_a_cn_not_allowed_logs_why(self):
+        result = self.as_front_proxy(HEADERS, "jane", tls=self.tls(self.wrong_cn_proxy))
+        self.assertEqual((result.status, result.body), (401, UNAUTHORIZED))
+        # Its CA is the requestheader CA, not the client CA: both authenticators say why.
+        self.assert_logged(re.escape("[x509: subject with cn=not-front-proxy is not in the "
+                                     "allowed list, ") + X509_FAILED +
+                           re.escape(f"{UNKNOWN_AUTHORITY}]"))
 
 
 class TokenTest(AuthnTestCase):
@@ -490,11 +600,12 @@ class LiveReloadTest(AuthnTestCase):
 
     def front_proxy_status(self, cert_key):
         result = self.as_front_proxy(HEADERS, "jane", tls=self.tls(cert_key), timeout=5)
-        return result.status  # 0: the handshake failed
+        return result.status
 
     def test_requestheader_ca_rotation_without_restart(self):
         self.assertEqual(self.front_proxy_status(self.pki.front_proxy_client), 200)
-        self.assertNotIn(self.front_proxy_status(self.front_proxy_client_2), (200,))
+        # Signed by a CA not configured yet: the handshake accepts it, the authenticator not.
+        self.assertEqual(self.front_proxy_status(self.front_proxy_client_2), 401)
         data = self.default_configmap()
         data["requestheader-client-ca-file"] = self.front_proxy_ca_2.cert.read_text()
         started = time.monotonic()
@@ -504,7 +615,7 @@ class LiveReloadTest(AuthnTestCase):
         harness.wait_until(lambda: self.front_proxy_status(self.pki.front_proxy_client) != 200,
                            timeout=8, what="the old front-proxy CA to be dropped")
         self.assertLess(time.monotonic() - started, 8)
-        self.assertIn(self.front_proxy_status(self.pki.front_proxy_client), (0, 401))
+        self.assertEqual(self.front_proxy_status(self.pki.front_proxy_client), 401)
         result = self.as_front_proxy(HEADERS, "jane", ["g"], tls=self.tls(self.front_proxy_client_2))
         self.assertEqual(identity(self.backend_headers(result))[:3],
                          (["jane"], [], ["g", "system:authenticated"]))
@@ -538,7 +649,7 @@ class LiveReloadTest(AuthnTestCase):
         self.write_configmap(data)
         self.proxy.wait_for_log(r"keeping the previous authentication configuration", timeout=8)
         self.assertEqual(self.front_proxy_status(self.pki.front_proxy_client), 200)
-        self.assertEqual(self.front_proxy_status(self.front_proxy_client_2), 0)
+        self.assertEqual(self.front_proxy_status(self.front_proxy_client_2), 401)
         # Still live afterwards: a good version is picked up.
         data["requestheader-allowed-names"] = '["front-proxy-client"]'
         self.write_configmap(data)

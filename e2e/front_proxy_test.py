@@ -299,11 +299,19 @@ class FrontProxyTest(harness.E2ETestCase):
         self.assertNotIn("/debug/headers", self.backend.process.log_text())
 
     def test_direct_end_user_certificate_is_not_trusted_by_aa_proxy(self):
-        # aa-proxy trusts only the requestheader CA: the user CA's certificates fail the
-        # handshake (or, at most, authenticate nobody).
-        result = self.direct("/debug/headers", self.alice, headers=["X-Remote-User: alice"])
-        self.assertNotEqual(result.status, 200, result.text)
+        # aa-proxy trusts only the requestheader CA: the user CA's certificate completes the
+        # handshake (nothing is verified there, as upstream), then the request-header
+        # authenticator refuses it, which is a 401 even with anonymous authentication on.
+        result = self.direct("/debug/headers", self.alice,
+                             headers=["X-Remote-User: alice", "User-Agent: kubectl/v1.32.4"])
+        self.assertEqual(result.exit_code, 0, result.stderr)
+        self.assertEqual(result.status, 401, result.text)
+        self.assertEqual(result.body, (
+            b'{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",'
+            b'"message":"Unauthorized","reason":"Unauthorized","code":401}\n'))
         self.assertNotIn("/debug/headers", self.backend.process.log_text())
+        self.proxy.wait_for_log(r"Unable to authenticate the request: x509: certificate signed "
+                                r"by unknown authority$", timeout=5)
 
     def test_direct_allowed_front_proxy_certificate_is_trusted(self):
         # The control for the 401 above: the allowed name with the same headers gets through.

@@ -2,8 +2,8 @@
 // request-header flags, and the kube-system/extension-apiserver-authentication ConfigMap.
 // A flag that is set wins over the ConfigMap's key; a request-header CA given by flag brings
 // upstream's default header names (x-remote-user, x-remote-group, x-remote-extra-).
-// Every change rebuilds the authenticators and the handshake's CA union, atomically for new
-// requests and connections; invalid data keeps the last good configuration.
+// Every change rebuilds the authenticators and the CA names the handshake advertises, atomically
+// for new requests and connections; invalid data keeps the last good configuration.
 #pragma once
 
 #include <functional>

@@ -19,6 +19,7 @@
 #include "k8s/status.h"
 #include "proxy/health.h"
 #include "proxy/proxy_metrics.h"
+#include "proxy/tls_context.h"
 #include "proxy/worker.h"
 
 namespace aaproxy {
@@ -95,7 +96,7 @@ void ClientConnection::onDownstreamEvent(bufferevent* bev, short what, void* sel
     conn->handshake_done_ = true;
     SSL* ssl = conn->ssl_;
     conn->peer_leaf_.reset(SSL_get1_peer_certificate(ssl));
-    conn->peer_chain_ = SSL_get_peer_cert_chain(ssl);
+    conn->peer_chain_ = peerCertificateChain(ssl);
     ProxyMetrics::get().tls_handshakes.inc();
     if (SSL_session_reused(ssl)) {
       ProxyMetrics::get().tls_resumptions.inc();
@@ -323,7 +324,7 @@ void ClientConnection::startAdmission() {
   ConnectionInfo info;
   info.peer_ip = peer_ip_;
   info.peer_leaf = peer_leaf_.get();
-  info.peer_chain = peer_chain_;
+  info.peer_chain = peer_chain_.get();
   info.verification_cache = &verification_cache_;
   uint64_t seq = ++request_seq_;
   std::weak_ptr<ClientConnection> weak = weak_from_this();

@@ -118,7 +118,7 @@ class ClientConnection : public UpstreamConnection::Handler,
   EvBufferPtr out_;
   std::string peer_ip_;
   X509Ptr peer_leaf_;
-  STACK_OF(X509) * peer_chain_ = nullptr;  // owned by the SSL session
+  X509StackPtr peer_chain_;  // as sent; after ticket resumption, as the ticket carried it
   PeerVerificationCache verification_cache_;
   bool handshake_done_ = false;
   EventPtr timer_;

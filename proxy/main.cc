@@ -178,7 +178,8 @@ int run(int argc, char** argv) {
     AA_LOG(I) << "no --tls-cert-file given: serving with a generated self-signed certificate";
   }
 
-  // Client-certificate trust: the authenticators and the handshake's CA union move together.
+  // Client certificates: the authenticators (which verify them) and the CA names the handshake
+  // advertises move together.
   AuthenticationSources authentication(options, [admission, &tls_reloader](
                                                     const ExtensionApiserverAuthentication&
                                                         config) {

@@ -11,7 +11,7 @@ ProxyMetrics& ProxyMetrics::get() {
     return new ProxyMetrics{
         r.counter("aaproxy_tls_handshakes_total", "Completed TLS handshakes with clients."),
         r.counter("aaproxy_tls_resumptions_total", "TLS handshakes that resumed a session."),
-        r.counter("aaproxy_tls_handshake_errors_total", "Failed TLS handshakes (bad or untrusted client certificates included)."),
+        r.counter("aaproxy_tls_handshake_errors_total", "Failed TLS handshakes."),
         r.counter("aaproxy_connections_accepted_total", "Client connections accepted."),
         r.counter("aaproxy_upstream_errors_total", "Failures talking to the backend.", "kind=\"connect\""),
         r.counter("aaproxy_upstream_errors_total", "Failures talking to the backend.", "kind=\"response\""),

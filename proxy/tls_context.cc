@@ -1,5 +1,5 @@
-// Builds the serving SSL_CTX: TLS 1.2+, optional client certificates verified against the CA union,
-// session tickets and a session id context so that resumption works with client certificates.
+// Builds the serving SSL_CTX: TLS 1.2+, client certificates requested but not verified (the
+// authenticators verify them per request), and a session id context so that resumption works.
 #include "proxy/tls_context.h"
 
 #include <openssl/err.h>
@@ -34,7 +34,63 @@ int selectAlpn(SSL*, const unsigned char** out, unsigned char* outlen, const uns
   return SSL_TLSEXT_ERR_NOACK;
 }
 
+// Tickets carry the client's chain (DER certificates back to back) in their application data:
+// OpenSSL serializes only the leaf into a ticket, and without the intermediates a resumed
+// connection's certificate would no longer verify per request. Go's tickets keep the whole
+// chain too. A larger chain is left out, so that the ticket stays below TLS's 64 KiB.
+constexpr size_t kMaxTicketChainBytes = 16 * 1024;
+
+int addPeerChainToTicket(SSL* ssl, void*) {
+  // A resumed session has no chain here but keeps the application data it was resumed with,
+  // so its new tickets carry the chain on.
+  STACK_OF(X509)* chain = SSL_get_peer_cert_chain(ssl);
+  std::string der;
+  for (int i = 0; chain != nullptr && i < sk_X509_num(chain); ++i) {
+    unsigned char* encoded = nullptr;
+    int len = i2d_X509(sk_X509_value(chain, i), &encoded);
+    if (len <= 0) {
+      ERR_clear_error();
+      return 1;
+    }
+    der.append(reinterpret_cast<const char*>(encoded), static_cast<size_t>(len));
+    OPENSSL_free(encoded);
+  }
+  if (!der.empty() && der.size() <= kMaxTicketChainBytes) {
+    SSL_SESSION_set1_ticket_appdata(SSL_get_session(ssl), der.data(), der.size());
+  }
+  return 1;
+}
+
 }  // namespace
+
+X509StackPtr peerCertificateChain(SSL* ssl) {
+  X509StackPtr out(sk_X509_new_null());
+  if (STACK_OF(X509)* chain = SSL_get_peer_cert_chain(ssl); chain != nullptr) {
+    for (int i = 0; i < sk_X509_num(chain); ++i) {
+      X509* cert = sk_X509_value(chain, i);
+      X509_up_ref(cert);
+      sk_X509_push(out.get(), cert);
+    }
+    return out;
+  }
+  void* data = nullptr;
+  size_t len = 0;
+  SSL_SESSION* session = SSL_get_session(ssl);
+  if (session == nullptr || SSL_SESSION_get0_ticket_appdata(session, &data, &len) != 1) {
+    return out;
+  }
+  const unsigned char* p = static_cast<const unsigned char*>(data);
+  const unsigned char* end = p + len;
+  while (p < end) {
+    X509* cert = d2i_X509(nullptr, &p, static_cast<long>(end - p));
+    if (cert == nullptr) {
+      ERR_clear_error();
+      break;
+    }
+    sk_X509_push(out.get(), cert);
+  }
+  return out;
+}
 
 std::string drainOpenSslErrors() {
   std::string out;
@@ -193,7 +249,12 @@ absl::StatusOr<std::shared_ptr<const ServerTlsContext>> ServerTlsContext::create
   }
 
   if (!settings.client_ca_pems.empty()) {
-    X509_STORE* store = SSL_CTX_get_cert_store(ctx.get());
+    // Go's tls.RequestClientCert, as k8s.io/apiserver serves: ask for a certificate, advertise
+    // the configured CA names so a client can pick one, but verify nothing here. Which
+    // authority vouches for which identity is the authenticators' business, per request (see
+    // authn/x509_verifier.h); a certificate none of them accepts is a 401 there, and a bearer
+    // token on the same request can still authenticate. Nothing is loaded into the context's
+    // X509_STORE: no verification in the handshake consults it.
     STACK_OF(X509_NAME)* names = sk_X509_NAME_new_null();
     for (const std::string& pem : settings.client_ca_pems) {
       auto cas = parsePemCertificates(pem);
@@ -202,16 +263,19 @@ absl::StatusOr<std::shared_ptr<const ServerTlsContext>> ServerTlsContext::create
         return cas.status();
       }
       for (const X509Ptr& ca : *cas) {
-        X509_STORE_add_cert(store, ca.get());
         sk_X509_NAME_push(names, X509_NAME_dup(X509_get_subject_name(ca.get())));
       }
     }
-    ERR_clear_error();  // duplicate CAs across bundles are harmless
     SSL_CTX_set_client_CA_list(ctx.get(), names);
-    // Ask for a certificate, verify it if given (the clientAuth purpose is OpenSSL's default for
-    // a server), but do not require one: token and anonymous requests come without.
+    // SSL_VERIFY_PEER without SSL_VERIFY_FAIL_IF_NO_PEER_CERT: a certificate is requested, not
+    // required (token and anonymous requests come without one). The replacement for
+    // X509_verify_cert accepts whatever was sent (unknown CA, expired, serverAuth-only), so no
+    // chain is built against an empty store on every handshake; OpenSSL still keeps the leaf
+    // and the chain for SSL_get1_peer_certificate and SSL_get_peer_cert_chain.
     SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
-    SSL_CTX_set_verify_depth(ctx.get(), 10);
+    SSL_CTX_set_cert_verify_callback(
+        ctx.get(), [](X509_STORE_CTX*, void*) { return 1; }, nullptr);
+    SSL_CTX_set_session_ticket_cb(ctx.get(), addPeerChainToTicket, nullptr, nullptr);
   }
   static const unsigned char kSessionContext[] = "aa-proxy";
   SSL_CTX_set_session_id_context(ctx.get(), kSessionContext, sizeof(kSessionContext) - 1);

@@ -1,4 +1,4 @@
-// The serving TLS configuration: certificate (from files or generated), client-certificate trust.
+// The serving TLS configuration: certificate (from files or generated), client-certificate request.
 #pragma once
 
 #include <openssl/ssl.h>
@@ -17,9 +17,10 @@ struct ServerTlsSettings {
   std::string cert_file;  // empty with key_file empty: generate a self-signed certificate
   std::string key_file;
   int min_version = TLS1_2_VERSION;
-  // PEM bundles whose union verifies client certificates during the handshake. Which bundle
-  // vouches for which identity is the authenticators' business; the handshake only rejects
-  // certificates that no configured authority signed (Go's VerifyClientCertIfGiven).
+  // PEM bundles whose CA names the handshake advertises when it asks for a client certificate.
+  // Empty: no certificate is asked for. Any certificate sent completes the handshake (Go's
+  // RequestClientCert, as k8s.io/apiserver serves); the authenticators verify it per request
+  // against the bundle that vouches for their identity.
   std::vector<std::string> client_ca_pems;
 };
 
@@ -37,6 +38,11 @@ class ServerTlsContext {
   SslCtxPtr ctx_;
   std::string cert_pem_;
 };
+
+// The certificates a TLS client sent after its leaf (SSL_get_peer_cert_chain on a server), also
+// on a session resumed from a ticket, where OpenSSL restores only the leaf and the chain comes
+// from the ticket (see ServerTlsContext::create). Empty when the client sent no chain.
+X509StackPtr peerCertificateChain(SSL* ssl);
 
 // Reads a whole file; the error names the path.
 absl::StatusOr<std::string> readFileToString(const std::string& path);
