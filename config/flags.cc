@@ -276,6 +276,15 @@ const std::vector<FlagSpec>& flagTable() {
          o.max_header_bytes = static_cast<size_t>(n);
          return s;
        }},
+      {"http2", true, "bool", "true",
+       "Offer HTTP/2 (h2) in ALPN before http/1.1. With false, only HTTP/1.1 is served.",
+       [](ProxyOptions& o, std::string_view v) { return parseBool(v, o.http2); }},
+      {"http2-max-streams-per-connection", false, "int", "0",
+       "The limit that the server gives to clients for the maximum number of streams in an "
+       "HTTP/2 connection. Zero means to use golang's default (250).",
+       [](ProxyOptions& o, std::string_view v) {
+         return parseInt(v, 0, 1 << 20, o.http2_max_streams_per_connection);
+       }},
       {"max-request-line-bytes", false, "int", "65536",
        "Longest request line (method, target, version) accepted; longer requests are answered 414.",
        [](ProxyOptions& o, std::string_view v) {

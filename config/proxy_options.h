@@ -75,6 +75,11 @@ struct ProxyOptions {
   size_t max_header_bytes = 1 << 20;
   size_t max_request_line_bytes = 64 << 10;
 
+  // HTTP/2 (ALPN "h2"), with k8s.io/apiserver's limits: 250 concurrent streams per connection
+  // (Go's default, used when the flag is 0) and 256 KiB of request body buffered per stream.
+  bool http2 = true;
+  int http2_max_streams_per_connection = 0;
+
   // Plain-HTTP health port for kubelet probes; 0 = off.
   int healthz_port = 0;
   std::string healthz_bind_address = "0.0.0.0";

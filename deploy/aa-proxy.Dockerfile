@@ -14,6 +14,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       bazel-bootstrap bazel-rules-java g++ ca-certificates \
       libevent-dev libssl-dev libsimdjson-dev libabsl-dev libyaml-cpp-dev libhttp-parser-dev \
+      libnghttp2-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -34,6 +35,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libevent-2.1-7 libevent-core-2.1-7 libevent-openssl-2.1-7 libevent-pthreads-2.1-7 \
       libssl3 libsimdjson14 libabsl20220623 libyaml-cpp0.7 libhttp-parser2.9 libatomic1 \
+      libnghttp2-14 \
       ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/aa-proxy /usr/local/bin/aa-proxy

@@ -427,7 +427,7 @@ class AggregatorTest(unittest.TestCase):
         return requests
 
     def proxy_access_log(self) -> List[str]:
-        return re.findall(r'^\S+ \S+ +\d+ client_connection\.cc:\d+\] (".*)$',
+        return re.findall(r'^\S+ \S+ +\d+ access_log\.cc:\d+\] (".*)$',
                           self.proxy.log_text(), re.MULTILINE)
 
     def apiservice_available(self) -> dict:
@@ -603,14 +603,14 @@ class AggregatorTest(unittest.TestCase):
         users = {s["user"] for s in self.recorded_sars(PROXY_TOKEN)}
         self.assertNotIn("admin", users)
 
-    def test_08_the_aggregator_reaches_aa_proxy_over_http_1_1(self):
+    def test_08_the_aggregator_reaches_aa_proxy_over_http_2(self):
         self.wait_available("True")
         self.kubectl_ok("alice", "get", "sample", "protocol-probe")
         lines = [line for line in self.proxy_access_log() if "/protocol-probe" in line]
         self.assertEqual(len(lines), 1, self.proxy_access_log())
-        # aa-proxy offers only http/1.1 in ALPN; the aggregator's client-go transport (which
-        # offers h2 first) falls back to it.
-        self.assertTrue(lines[0].endswith(" protocol=HTTP/1.1"), lines[0])
+        # aa-proxy offers h2 then http/1.1 in ALPN; the aggregator's client-go transport offers
+        # h2 first and takes it.
+        self.assertTrue(lines[0].endswith(" protocol=HTTP/2.0"), lines[0])
 
     def test_09_aggregator_latency_over_aa_proxy(self):
         """Not a bound: the aggregator's own added latency per request, for the record."""

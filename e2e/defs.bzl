@@ -12,12 +12,14 @@ PROXY_SUITE_DATA = [
     "//sample:sample-backend",
 ]
 
-def python_e2e_test(name, data = [], **kwargs):
-    """Runs `<name>.py` with python3; `data` adds runtime files."""
+def python_e2e_test(name, src = None, env = {}, data = [], **kwargs):
+    """Runs `src` (default `<name>.py`) with python3; `data` adds runtime files, `env` sets
+    environment variables (Bazel 4.2's sh_test has no `env` for `bazel test`)."""
+    src = src or "%s.py" % name
     native.sh_test(
         name = name,
         srcs = ["run_python_test.sh"],
-        args = ["$(location %s.py)" % name],
-        data = ["%s.py" % name] + data,
+        args = ["%s=%s" % (k, v) for k, v in env.items()] + ["$(location %s)" % src],
+        data = [src] + data,
         **kwargs
     )

@@ -29,6 +29,9 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 WORKSPACE_NAME = "aa_proxy"
+# The e2e suites that run over both protocols set E2E_HTTP_VERSION=2 for their HTTP/2 run.
+HTTP2 = os.environ.get("E2E_HTTP_VERSION") == "2"
+HTTP_VERSION = "HTTP/2.0" if HTTP2 else "HTTP/1.1"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -408,6 +411,10 @@ def _curl_args(tls: Optional[TlsClient], headers: Sequence[str], method: Optiona
         args += ["-H", "Transfer-Encoding: chunked"]
     if http10:
         args += ["--http1.0"]
+    elif not unix_socket:
+        # curl offers h2 by default; the suites pick the protocol (E2E_HTTP_VERSION=2 runs them
+        # over HTTP/2, see e2e/BUILD) and otherwise speak HTTP/1.1.
+        args += ["--http2"] if HTTP2 else ["--http1.1"]
     if unix_socket:
         args += ["--unix-socket", unix_socket]
     args += list(extra)

@@ -70,6 +70,7 @@ POLICY = {
           "subresource": "", "allowed": True} for verb in ("get", "list", "watch")] +
         [{"group": "system:authenticated", "path": path, "verb": "get", "allowed": True}
          for path in DISCOVERY_PATHS] +
+        [{"user": "carol", "path": "/metrics", "verb": "get", "allowed": True}] +
         # carol may act as eve (kubectl --as eve), and as nobody else. Users are impersonated
         # in the core group "" (upstream's RBAC for it: apiGroups [""], resources ["users"]).
         [{"user": "carol", "verb": "impersonate", "apiGroup": "",
@@ -233,6 +234,31 @@ class KubectlTest(harness.E2ETestCase):
                 self.assertEqual(result.returncode, 0, result.stderr.decode())
                 self.assertEqual(result.stdout.decode(), "NAME      AGE\nsample1   <unknown>\n")
                 self.assertEqual(result.stderr.decode(), "")
+
+    def test_kubectl_speaks_http2_to_aa_proxy(self):
+        # kubectl (client-go) offers h2 in ALPN; aa-proxy serves it.
+        before = self.handshakes()
+        result = self.kubectl("alice", "get", "samples")
+        self.assertEqual(result.returncode, 0, result.stderr.decode())
+        lines = re.findall(r'access_log\.cc:\d+\] (".*)$', self.proxy.log_text(), re.MULTILINE)
+        kubectl_lines = [line for line in lines if 'user="alice"' in line]
+        self.assertTrue(kubectl_lines, lines)
+        self.assertEqual([line for line in kubectl_lines if not line.endswith("protocol=HTTP/2.0")],
+                         [])
+        # Streams share connections: client-go may dial a second one while its first handshake
+        # is in flight (discovery starts several requests at once), never one per request.
+        handshakes = self.handshakes() - before
+        self.assertLessEqual(handshakes, 2)
+        self.assertGreater(len(kubectl_lines), handshakes + 2, kubectl_lines)
+
+    def handshakes(self) -> float:
+        tls = harness.TlsClient(cacert=self.pki.ca.cert)
+        result = harness.curl(self.url + "/metrics", tls=tls, headers=[f"Authorization: Bearer "
+                                                                       f"{CAROL_TOKEN}"])
+        match = re.search(r"^aaproxy_tls_handshakes_total (\S+)$", result.text, re.MULTILINE)
+        self.assertIsNotNone(match, result.text[:500])
+        # This curl's own handshake is counted before the page is rendered.
+        return float(match.group(1)) - 1
 
     def test_get_sample_by_name(self):
         result = self.kubectl("alice", "get", "samples", "sample1", "-o", "json")

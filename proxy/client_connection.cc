@@ -17,6 +17,7 @@
 #include "authn/identity_headers.h"
 #include "common/logging.h"
 #include "k8s/status.h"
+#include "proxy/access_log.h"
 #include "proxy/health.h"
 #include "proxy/proxy_metrics.h"
 #include "proxy/tls_context.h"
@@ -104,6 +105,13 @@ void ClientConnection::onDownstreamEvent(bufferevent* bev, short what, void* sel
     AA_VLOG(4) << "TLS handshake with " << conn->peer_ip_ << " done: " << SSL_get_version(ssl)
                << (SSL_session_reused(ssl) ? " (resumed)" : "")
                << (conn->peer_leaf_ ? " with client certificate" : " without client certificate");
+    const unsigned char* alpn = nullptr;
+    unsigned int alpn_length = 0;
+    SSL_get0_alpn_selected(ssl, &alpn, &alpn_length);
+    if (alpn_length == 2 && alpn[0] == 'h' && alpn[1] == '2') {
+      conn->startHttp2();
+      return;
+    }
     if (SSL_has_pending(ssl)) {
       // The first request came in the same read as the client's Finished (read-ahead): no
       // socket event will announce it.
@@ -130,7 +138,42 @@ void ClientConnection::onDownstreamEvent(bufferevent* bev, short what, void* sel
 }
 
 void ClientConnection::onDownstreamRead(bufferevent*, void* self) {
-  static_cast<ClientConnection*>(self)->processDownstreamInput();
+  auto* conn = static_cast<ClientConnection*>(self);
+  if (conn->http2_) {
+    conn->http2_->onReadable();
+    return;
+  }
+  conn->processDownstreamInput();
+}
+
+void ClientConnection::startHttp2() {
+  phase_ = Phase::kHttp2;
+  evtimer_del(timer_.get());  // the HTTP/2 connection keeps its own idle timer
+  http2_info_.peer_ip = peer_ip_;
+  http2_info_.peer_leaf = peer_leaf_.get();
+  http2_info_.peer_chain = peer_chain_.get();
+  http2_info_.verification_cache = &verification_cache_;
+  http2_ = std::make_unique<Http2Connection>(worker_, *this, http2_info_);
+  if (absl::Status s = http2_->start(); !s.ok()) {
+    AA_LOG(E) << "HTTP/2 with " << peer_ip_ << ": " << s.message();
+    closeNow();
+    return;
+  }
+  http2_->onReadable();  // the client's preface may have come with its Finished
+}
+
+evbuffer* ClientConnection::input() {
+  pullBufferedTls();
+  return bufferevent_get_input(bev_.get());
+}
+
+void ClientConnection::send(evbuffer* bytes) {
+  evbuffer_add_buffer(out_.get(), bytes);
+  flushDownstream();
+}
+
+size_t ClientConnection::queuedBytes() {
+  return bev_ ? evbuffer_get_length(bufferevent_get_output(bev_.get())) : 0;
 }
 
 void ClientConnection::onDownstreamWrite(bufferevent* bev, void* self) {
@@ -146,6 +189,10 @@ void ClientConnection::onDownstreamWrite(bufferevent* bev, void* self) {
       conn->upstream_->setReading(true);
       conn->pumpToClient();
     }
+    return;
+  }
+  if (conn->http2_) {
+    conn->http2_->onWritable();
     return;
   }
   if (conn->upstream_read_blocked_ && conn->upstream_) {
@@ -411,6 +458,10 @@ bool ClientConnection::serveLocalEndpoint() {
 }
 
 void ClientConnection::endStreams() {
+  if (http2_) {
+    http2_->endStreams();
+    return;
+  }
   if (phase_ == Phase::kForwarding && response_started_ && !response_complete_) {
     if (framing_ == BodyFraming::kChunked) {
       // The terminating chunk: clients see a complete (if short) watch rather than an error.
@@ -427,6 +478,10 @@ void ClientConnection::endStreams() {
 
 void ClientConnection::drain() {
   draining_ = true;
+  if (http2_) {
+    http2_->drain();
+    return;
+  }
   if (phase_ == Phase::kAwaitingRequest &&
       evbuffer_get_length(bufferevent_get_input(bev_.get())) == 0) {
     closeNow();
@@ -891,6 +946,9 @@ void ClientConnection::closeNow() {
   close_after_flush_ = false;
   evtimer_del(timer_.get());
   upstream_.reset();
+  if (http2_) {
+    http2_->abort();  // freed with this object: closeNow may run inside its callbacks
+  }
   if (handshake_done_) {
     // close_notify lets clients tell a complete close-delimited body from a truncated one.
     SSL_set_quiet_shutdown(ssl_, 0);
@@ -903,18 +961,15 @@ void ClientConnection::closeNow() {
 
 void ClientConnection::logRequest(int status) {
   request_logged_ = true;
-  std::string verb = metrics_verb_.empty() ? head_.method : metrics_verb_;
-  ProxyMetrics::recordRequest(verb.empty() ? "UNKNOWN" : verb, status,
-                              absl::ToDoubleSeconds(absl::Now() - request_start_));
-  constexpr size_t kMaxLoggedTarget = 256;
-  std::string_view target = head_.target;
-  AA_VLOG(2) << "\"" << head_.method << " " << target.substr(0, kMaxLoggedTarget)
-             << (target.size() > kMaxLoggedTarget ? "..." : "") << "\" verb=" << verb << " user=\""
-             << absl::CEscape(absl::string_view(user_name_.data(), user_name_.size()))  // one line
-             << "\" status=" << status
-             << " latency=" << absl::FormatDuration(absl::Now() - request_start_) << " audit-id=\""
-             << audit_id_ << "\" client=" << peer_ip_ << " protocol=HTTP/" << head_.http_major << "."
-             << head_.http_minor;
+  logRequestCompleted({.method = head_.method,
+                       .target = head_.target,
+                       .verb = metrics_verb_,
+                       .user = user_name_,
+                       .status = status,
+                       .latency = absl::Now() - request_start_,
+                       .audit_id = audit_id_,
+                       .client = peer_ip_,
+                       .protocol = head_.http_minor == 0 ? "HTTP/1.0" : "HTTP/1.1"});
 }
 
 const http_parser_settings& ClientConnection::requestSettings() {

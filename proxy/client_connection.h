@@ -10,6 +10,7 @@
 #include "absl/time/time.h"
 #include "authn/authenticator.h"
 #include "proxy/admission.h"
+#include "proxy/http2_connection.h"
 #include "proxy/http_message.h"
 #include "proxy/libevent_handles.h"
 #include "proxy/upstream_pool.h"
@@ -19,6 +20,7 @@ namespace aaproxy {
 class Worker;
 
 class ClientConnection : public UpstreamConnection::Handler,
+                         public Http2Connection::Transport,
                          public std::enable_shared_from_this<ClientConnection> {
  public:
   ClientConnection(Worker& worker, BufferEventPtr bev, std::string peer_ip);
@@ -48,6 +50,7 @@ class ClientConnection : public UpstreamConnection::Handler,
     kForwarding,
     kRespondingLocally,  // a local answer was written; the request body is being discarded
     kTunnel,
+    kHttp2,  // ALPN chose h2: http2_ frames the connection
     kClosing,
   };
   enum class PauseReason { kNone, kHeadComplete, kMessageComplete };
@@ -104,7 +107,13 @@ class ClientConnection : public UpstreamConnection::Handler,
   bool pullBufferedTls();
   // Sends what out_ holds: at once when the socket takes it, else through the bufferevent.
   void flushDownstream();
-  void closeAfterFlush();
+  void closeAfterFlush() override;
+  // Http2Connection::Transport
+  evbuffer* input() override;
+  void send(evbuffer* bytes) override;
+  size_t queuedBytes() override;
+  // After the handshake, when ALPN chose h2.
+  void startHttp2();
   void armTimer(absl::Duration timeout);
   void logRequest(int status);
   void releaseUpstream(bool reusable);
@@ -121,6 +130,8 @@ class ClientConnection : public UpstreamConnection::Handler,
   X509StackPtr peer_chain_;  // as sent; after ticket resumption, as the ticket carried it
   PeerVerificationCache verification_cache_;
   bool handshake_done_ = false;
+  ConnectionInfo http2_info_;  // what every HTTP/2 stream's admission sees
+  std::unique_ptr<Http2Connection> http2_;
   EventPtr timer_;
   Phase phase_ = Phase::kAwaitingRequest;
   bool close_after_flush_ = false;

@@ -193,6 +193,17 @@ void buildDownstreamResponse(const ResponseHead& upstream, const RequestHead& re
   out += "\r\n";
 }
 
+void appendHttp2ResponseFields(const ResponseHead& upstream,
+                               std::vector<std::pair<std::string, std::string>>& fields) {
+  HopByHopFilter hop(upstream.headers, false);
+  for (const Header& h : upstream.headers.entries()) {
+    if (hop.drops(h.name) || (upstream.chunked && equalsIgnoreCase(h.name, "Content-Length"))) {
+      continue;
+    }
+    fields.emplace_back(absl::AsciiStrToLower(av(h.name)), h.value);
+  }
+}
+
 std::string serializeLocalResponse(int status, std::string_view content_type, std::string_view body,
                                    const HeaderMap& extra_headers, bool close, int http_minor) {
   std::string out;

@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 #include <string_view>
 
 #include "k8s/header_map.h"
@@ -114,6 +116,11 @@ DownstreamResponse buildDownstreamResponse(const ResponseHead& upstream, const R
 void buildDownstreamResponse(const ResponseHead& upstream, const RequestHead& request,
                              bool body_allowed, bool client_keep_alive,
                              DownstreamResponse& result);
+
+// The header fields of `upstream` for an HTTP/2 response (after ":status"): names lower case,
+// hop-by-hop and connection-specific fields (RFC 9113 §8.2.2) and those Connection names left out.
+void appendHttp2ResponseFields(const ResponseHead& upstream,
+                               std::vector<std::pair<std::string, std::string>>& fields);
 
 // A locally generated response (errors, 401/403): complete head plus body.
 std::string serializeLocalResponse(int status, std::string_view content_type, std::string_view body,

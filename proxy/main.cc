@@ -166,6 +166,7 @@ int run(int argc, char** argv) {
   tls.cert_file = options.tls_cert_file;
   tls.key_file = options.tls_private_key_file;
   tls.min_version = options.tls_min_version;
+  tls.http2 = options.http2;
   auto shared = std::make_unique<SharedProxyState>(options, nullptr, *std::move(created));
   SharedProxyState* state = shared.get();
   TlsReloader tls_reloader(tls, [state](std::shared_ptr<const ServerTlsContext> context) {

@@ -21,12 +21,17 @@ std::string bioToString(BIO* bio) {
   return std::string(data, static_cast<size_t>(len));
 }
 
+// The server's ALPN preference: h2 first when HTTP/2 is served, as Go's server offers it.
+constexpr unsigned char kAlpnH2Http11[] = {2, 'h', '2', 8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+constexpr unsigned char kAlpnHttp11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+
 int selectAlpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
-               unsigned int inlen, void*) {
-  // HTTP/1.1 only; a client offering just h2 falls back to no ALPN, which means HTTP/1.1.
-  static const unsigned char kHttp11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+               unsigned int inlen, void* http2) {
+  const unsigned char* server = http2 != nullptr ? kAlpnH2Http11 : kAlpnHttp11;
+  unsigned int server_len = http2 != nullptr ? sizeof(kAlpnH2Http11) : sizeof(kAlpnHttp11);
+  // A client offering only protocols we do not serve gets no ALPN, which means HTTP/1.1.
   unsigned char* selected = nullptr;
-  if (SSL_select_next_proto(&selected, outlen, kHttp11, sizeof(kHttp11), in, inlen) ==
+  if (SSL_select_next_proto(&selected, outlen, server, server_len, in, inlen) ==
       OPENSSL_NPN_NEGOTIATED) {
     *out = selected;
     return SSL_TLSEXT_ERR_OK;
@@ -280,7 +285,9 @@ absl::StatusOr<std::shared_ptr<const ServerTlsContext>> ServerTlsContext::create
   static const unsigned char kSessionContext[] = "aa-proxy";
   SSL_CTX_set_session_id_context(ctx.get(), kSessionContext, sizeof(kSessionContext) - 1);
   SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_SERVER);
-  SSL_CTX_set_alpn_select_cb(ctx.get(), selectAlpn, nullptr);
+  SSL_CTX_set_alpn_select_cb(ctx.get(), selectAlpn,
+                             settings.http2 ? const_cast<unsigned char*>(kAlpnH2Http11)
+                                            : nullptr);
 
   context->ctx_ = std::move(ctx);
   context->cert_pem_ = std::move(cert_pem);

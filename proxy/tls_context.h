@@ -17,6 +17,7 @@ struct ServerTlsSettings {
   std::string cert_file;  // empty with key_file empty: generate a self-signed certificate
   std::string key_file;
   int min_version = TLS1_2_VERSION;
+  bool http2 = false;  // ALPN offers h2 before http/1.1
   // PEM bundles whose CA names the handshake advertises when it asks for a client certificate.
   // Empty: no certificate is asked for. Any certificate sent completes the handshake (Go's
   // RequestClientCert, as k8s.io/apiserver serves); the authenticators verify it per request

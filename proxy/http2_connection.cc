@@ -1,0 +1,931 @@
+// Streams go: headers -> admission (the HTTP/1.1 path's) -> a pooled backend connection (request
+// re-framed as HTTP/1.1, chunked when the length is unknown) -> response parsed with http-parser
+// and sent as HEADERS + DATA. Backpressure: request DATA is acknowledged (WINDOW_UPDATE) only
+// once written to the backend; a stream's backend is not read while its response buffer is full;
+// nghttp2 is asked for frames only while the TLS queue is below its watermark.
+#include "proxy/http2_connection.h"
+
+#include <http_parser.h>
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "authn/identity_headers.h"
+#include "common/logging.h"
+#include "common/metrics.h"
+#include "k8s/status.h"
+#include "proxy/access_log.h"
+#include "proxy/health.h"
+#include "proxy/http_message.h"
+#include "proxy/proxy_metrics.h"
+#include "proxy/upstream_pool.h"
+#include "proxy/worker.h"
+
+namespace aaproxy {
+namespace {
+
+absl::string_view av(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+
+std::string_view sv(const uint8_t* data, size_t len) {
+  return std::string_view(reinterpret_cast<const char*>(data), len);
+}
+
+// Go's textproto.CanonicalMIMEHeaderKey, so that the backend sees the same names over HTTP/2
+// (where they arrive lower case) as a Go server would hand it: "x-remote-user" -> "X-Remote-User".
+std::string canonicalHeaderName(std::string_view name) {
+  std::string out(name);
+  for (char c : out) {
+    bool token = absl::ascii_isalnum(static_cast<unsigned char>(c)) ||
+                 std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
+    if (!token || c == '\0') {
+      return out;  // Go leaves names with other bytes as they are
+    }
+  }
+  bool upper = true;
+  for (char& c : out) {
+    c = upper ? absl::ascii_toupper(static_cast<unsigned char>(c))
+              : absl::ascii_tolower(static_cast<unsigned char>(c));
+    upper = c == '-';
+  }
+  return out;
+}
+
+void writeChunk(evbuffer* out, const uint8_t* data, size_t len) {
+  char size_line[24];
+  int n = std::snprintf(size_line, sizeof(size_line), "%zx\r\n", len);
+  evbuffer_add(out, size_line, static_cast<size_t>(n));
+  evbuffer_add(out, data, len);
+  evbuffer_add(out, "\r\n", 2);
+}
+
+nghttp2_nv makeNv(const std::string& name, const std::string& value) {
+  return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
+                    reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(),
+                    value.size(), NGHTTP2_NV_FLAG_NONE};
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// One request/response exchange.
+
+class Http2Connection::Stream : public UpstreamConnection::Handler {
+ public:
+  enum class State { kHeaders, kAdmitting, kForwarding, kResponding, kClosed };
+
+  Stream(Http2Connection& conn, int32_t id, uint64_t serial)
+      : conn_(conn), id_(id), serial_(serial), pending_body_(evbuffer_new()),
+        body_(evbuffer_new()), start_(absl::Now()) {
+    http_parser_init(&parser_, HTTP_RESPONSE);
+    parser_.data = this;
+    head_.http_major = 2;
+    head_.http_minor = 0;
+  }
+  ~Stream() override { upstream_.reset(); }
+
+  int32_t id() const { return id_; }
+  uint64_t serial() const { return serial_; }
+  State state() const { return state_; }
+
+  // --- request headers ---------------------------------------------------------------------
+
+  void addHeader(std::string_view name, std::string_view value) {
+    header_bytes_ += name.size() + value.size() + 32;  // RFC 9113's accounting
+    if (header_bytes_ > conn_.worker_.options().max_header_bytes) {
+      header_overflow_ = true;
+      return;
+    }
+    if (!name.empty() && name[0] == ':') {
+      if (name == ":method") {
+        head_.method = std::string(value);
+      } else if (name == ":path") {
+        head_.target = std::string(value);
+      } else if (name == ":authority") {
+        authority_ = std::string(value);
+      }
+      return;  // :scheme needs nothing; nghttp2 refuses :protocol (no extended CONNECT)
+    }
+    if (name == "cookie") {
+      // HTTP/2 splits cookies into several fields; HTTP/1.1 wants one line (RFC 9113 §8.2.3).
+      absl::StrAppend(&cookie_, cookie_.empty() ? "" : "; ", av(value));
+      return;
+    }
+    if (name == "host") {
+      host_ = std::string(value);
+      return;
+    }
+    head_.headers.add(canonicalHeaderName(name), std::string(value));
+  }
+
+  void onHeadersComplete(bool end_stream) {
+    request_complete_ = end_stream;
+    // :authority wins over a Host field, as in Go's server.
+    std::string host = !authority_.empty() ? authority_ : host_;
+    if (!host.empty()) {
+      head_.headers.add("Host", std::move(host));
+    }
+    if (!cookie_.empty()) {
+      head_.headers.add("Cookie", std::move(cookie_));
+    }
+    if (std::optional<std::string_view> length = head_.headers.get("Content-Length")) {
+      uint64_t n = 0;
+      if (absl::SimpleAtoi(av(*length), &n)) {
+        head_.content_length = n;
+      }
+    }
+    // A body of unknown length goes to the backend chunked; none at all, without framing.
+    head_.chunked = !end_stream && !head_.content_length.has_value();
+    audit_id_ = std::string(head_.headers.get("Audit-ID").value_or(""));
+    if (header_overflow_) {
+      respondWithStatus(431, "RequestHeaderFieldsTooLarge",
+                        "request header fields too large");
+      return;
+    }
+    if (head_.method == "CONNECT") {
+      // Tunnels (exec, attach, port-forward, WebSocket) stay on HTTP/1.1, as upstream serves them.
+      respondWithStatus(405, "MethodNotAllowed",
+                        "CONNECT is not supported over HTTP/2; use HTTP/1.1 upgrades");
+      return;
+    }
+    startAdmission();
+  }
+
+  // --- request body --------------------------------------------------------------------------
+
+  void onData(const uint8_t* data, size_t len) {
+    if (state_ == State::kForwarding && upstream_) {
+      writeBody(upstream_->output(), data, len);
+      upstream_->flush();
+      if (evbuffer_get_length(upstream_->output()) < kBufferHighWatermark) {
+        nghttp2_session_consume(conn_.session_, id_, len);
+      } else {
+        unconsumed_ += len;  // acknowledged in onUpstreamDrained
+      }
+      return;
+    }
+    if (state_ == State::kHeaders || state_ == State::kAdmitting) {
+      // Held until admission decides; the stream window bounds how much.
+      writeBody(pending_body_.get(), data, len);
+      unconsumed_ += len;
+      return;
+    }
+    nghttp2_session_consume(conn_.session_, id_, len);  // answered locally: discarded
+  }
+
+  void onRequestComplete() {
+    request_complete_ = true;
+    if (head_.chunked) {
+      evbuffer* out = state_ == State::kForwarding && upstream_ ? upstream_->output()
+                                                                : pending_body_.get();
+      evbuffer_add(out, "0\r\n\r\n", 5);
+      if (state_ == State::kForwarding && upstream_) {
+        upstream_->flush();
+      }
+    }
+    maybeReleaseUpstream();
+  }
+
+  // --- the end ------------------------------------------------------------------------------
+
+  // nghttp2 closed the stream (both sides done, or a reset either way).
+  void onClosed(uint32_t error_code) {
+    if (!logged_ && status_ != 0) {
+      log();
+    }
+    if (error_code != NGHTTP2_NO_ERROR) {
+      AA_VLOG(4) << "stream " << id_ << " from " << conn_.info_.peer_ip << " reset: "
+                 << nghttp2_http2_strerror(error_code);
+    }
+    state_ = State::kClosed;
+    releaseUpstream(upstream_ && exchange_done() && request_complete_);
+  }
+
+  // Shutdown: a streamed response ends here, cleanly.
+  void endStream() {
+    if (state_ == State::kForwarding && response_submitted_ && !body_eof_) {
+      body_eof_ = true;
+      releaseUpstream(false);
+      nghttp2_session_resume_data(conn_.session_, id_);
+    }
+  }
+
+  // nghttp2 asks for response body bytes.
+  ssize_t readBody(uint8_t* buf, size_t length, uint32_t* flags) {
+    size_t available = evbuffer_get_length(body_.get());
+    if (available == 0 && !body_eof_) {
+      return NGHTTP2_ERR_DEFERRED;
+    }
+    int n = evbuffer_remove(body_.get(), buf, std::min(length, available));
+    if (n < 0) {
+      return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
+    if (body_eof_ && evbuffer_get_length(body_.get()) == 0) {
+      *flags |= NGHTTP2_DATA_FLAG_EOF;
+    }
+    if (reading_paused_ && evbuffer_get_length(body_.get()) < kStreamBufferHigh / 2) {
+      conn_.resume_reading_.push_back(id_);
+    }
+    return n;
+  }
+
+  void resumeReading() {
+    if (!reading_paused_ || !upstream_) {
+      return;
+    }
+    reading_paused_ = false;
+    upstream_->setReading(true);
+    processUpstreamInput();
+  }
+
+  // UpstreamConnection::Handler
+  void onUpstreamConnected() override {}
+  void onUpstreamReadable() override {
+    processUpstreamInput();
+    conn_.scheduleSend();
+  }
+  void onUpstreamDrained() override {
+    if (unconsumed_ > 0 && state_ == State::kForwarding) {
+      nghttp2_session_consume(conn_.session_, id_, unconsumed_);
+      unconsumed_ = 0;
+      conn_.scheduleSend();
+    }
+  }
+  void onUpstreamClosed(const std::string& error) override {
+    bool never_connected = connect_failed_ || (upstream_ && !upstream_->connected());
+    connect_failed_ = false;
+    bool stale_reuse = upstream_ && upstream_->reused() && !response_bytes_seen_ &&
+                       request_body_sent_ == 0 && !head_.hasBody();
+    if (!response_submitted_ && stale_reuse) {
+      upstream_.reset();  // an idle pooled connection the backend had closed: once more
+      connectUpstream();
+      conn_.scheduleSend();
+      return;
+    }
+    if (response_submitted_ && !body_eof_ && framing_until_close_ && error.empty()) {
+      // A close-delimited body ends with the connection.
+      http_parser_execute(&parser_, &responseSettings(), nullptr, 0);
+      if (HTTP_PARSER_ERRNO(&parser_) == HPE_PAUSED) {
+        upstream_.reset();
+        onResponseComplete();
+        conn_.scheduleSend();
+        return;
+      }
+    }
+    upstream_.reset();
+    if (response_submitted_) {
+      if (!body_eof_) {
+        AA_VLOG(2) << "backend closed mid-response for " << head_.method << " " << head_.target
+                   << (error.empty() ? "" : ": " + error);
+        nghttp2_submit_rst_stream(conn_.session_, NGHTTP2_FLAG_NONE, id_, NGHTTP2_INTERNAL_ERROR);
+      }
+      conn_.scheduleSend();
+      return;
+    }
+    std::string reason = error.empty() ? "connection closed before a response" : error;
+    AA_LOG(E) << "backend " << conn_.worker_.options().upstream.display << " unavailable for "
+              << head_.method << " " << head_.target << ": " << reason;
+    (never_connected ? ProxyMetrics::get().upstream_connect_errors
+                     : ProxyMetrics::get().upstream_response_errors)
+        .inc();
+    if (never_connected) {
+      conn_.worker_.health().setBackendReachable(false);
+      respondWithStatus(503, "ServiceUnavailable", absl::StrCat("backend unavailable: ", reason));
+    } else {
+      respondWithStatus(502, "InternalError", absl::StrCat("error reading from backend: ", reason));
+    }
+    conn_.scheduleSend();
+  }
+
+ private:
+  static Stream* fromParser(http_parser* p) { return static_cast<Stream*>(p->data); }
+  static const http_parser_settings& responseSettings();
+  static int onResponseStatus(http_parser* p, const char* at, size_t len) {
+    fromParser(p)->response_.reason.append(at, len);
+    return 0;
+  }
+  static int onResponseHeaderField(http_parser* p, const char* at, size_t len) {
+    Stream* s = fromParser(p);
+    s->response_lines_.field(s->response_.headers, at, len);
+    return 0;
+  }
+  static int onResponseHeaderValue(http_parser* p, const char* at, size_t len) {
+    Stream* s = fromParser(p);
+    s->response_lines_.value(s->response_.headers, at, len);
+    return 0;
+  }
+  static int onResponseHeadersComplete(http_parser* p);
+  static int onResponseBody(http_parser* p, const char* at, size_t len) {
+    Stream* s = fromParser(p);
+    if (!s->body_eof_) {
+      evbuffer_add(s->body_.get(), at, len);
+    }
+    return 0;
+  }
+  static int onResponseMessageComplete(http_parser* p);
+
+  bool exchange_done() const { return response_complete_; }
+
+  void writeBody(evbuffer* out, const uint8_t* data, size_t len) {
+    if (head_.chunked) {
+      writeChunk(out, data, len);
+    } else {
+      evbuffer_add(out, data, len);
+    }
+    request_body_sent_ += len;
+  }
+
+  void startAdmission() {
+    state_ = State::kAdmitting;
+    std::weak_ptr<bool> alive = conn_.alive_;
+    Http2Connection* conn = &conn_;
+    int32_t id = id_;
+    uint64_t serial = serial_;
+    conn_.worker_.admission().admit(
+        head_, conn_.info_, conn_.worker_.loop(),
+        [alive, conn, id, serial](AdmissionVerdict verdict) {
+          if (alive.expired()) {
+            return;
+          }
+          Stream* stream = conn->findStream(id);
+          if (stream != nullptr && stream->serial_ == serial &&
+              stream->state_ == State::kAdmitting) {
+            stream->onAdmitted(std::move(verdict));
+            conn->scheduleSend();
+          }
+        });
+  }
+
+  void onAdmitted(AdmissionVerdict verdict) {
+    verb_ = std::move(verdict.verb);
+    user_name_ = verdict.user.name;
+    if (verdict.kind == AdmissionVerdict::Kind::kRespond) {
+      respond(verdict.status,
+              verdict.content_type.empty() ? "application/json" : verdict.content_type,
+              verdict.body, verdict.headers);
+      return;
+    }
+    if (!serveLocalEndpoint()) {
+      startForwarding(verdict.user);
+    }
+  }
+
+  bool serveLocalEndpoint() {
+    std::string_view target = head_.target;
+    std::string_view path = target.substr(0, target.find('?'));
+    std::string_view query = target.size() > path.size() ? target.substr(path.size() + 1) : "";
+    HeaderMap headers;
+    headers.add("X-Content-Type-Options", "nosniff");
+    if (path == "/metrics") {
+      respond(200, "text/plain; version=0.0.4; charset=utf-8", MetricsRegistry::global().render(),
+              headers);
+      return true;
+    }
+    if (std::optional<HealthResponse> health =
+            serveHealthEndpoint(conn_.worker_.health(), path, query)) {
+      respond(health->status, "text/plain; charset=utf-8", health->body, headers);
+      return true;
+    }
+    return false;
+  }
+
+  void startForwarding(const UserInfo& user) {
+    removeIdentityHeaders(head_.headers);
+    std::string identity;
+    if (absl::Status s = appendIdentityHeaderLines(identity, user); !s.ok()) {
+      AA_LOG(W) << "not forwarding " << head_.method << " " << head_.target << " for user \""
+                << absl::CEscape(absl::string_view(user.name.data(), user.name.size()))
+                << "\": " << s.message();
+      respondWithStatus(502, "InternalError",
+                        absl::StrCat("cannot forward the request: ", s.message()));
+      return;
+    }
+    serializeUpstreamRequest(head_, conn_.info_.peer_ip, identity, upstream_request_);
+    state_ = State::kForwarding;
+    connectUpstream();
+  }
+
+  void connectUpstream() {
+    http_parser_init(&parser_, HTTP_RESPONSE);
+    parser_.data = this;
+    response_lines_.reset();
+    std::string error;
+    upstream_ = conn_.worker_.upstreamPool().acquire(*this, error);
+    if (!upstream_) {
+      connect_failed_ = true;
+      onUpstreamClosed(error);
+      return;
+    }
+    evbuffer_add(upstream_->output(), upstream_request_.data(), upstream_request_.size());
+    // What the client sent while admission ran, acknowledged once handed to the socket. (A
+    // stale pooled connection is retried only for requests without a body.)
+    evbuffer_add_buffer(upstream_->output(), pending_body_.get());
+    upstream_->flush();
+    if (evbuffer_get_length(upstream_->output()) < kBufferHighWatermark) {
+      onUpstreamDrained();
+    }
+  }
+
+  void processUpstreamInput() {
+    while (upstream_ && !parser_paused_) {
+      evbuffer* input = upstream_->input();
+      if (evbuffer_get_length(input) == 0) {
+        return;
+      }
+      if (evbuffer_get_length(body_.get()) >= kStreamBufferHigh) {
+        reading_paused_ = true;
+        upstream_->setReading(false);
+        return;
+      }
+      response_bytes_seen_ = true;
+      if (!conn_.worker_.health().backendReachable()) {
+        conn_.worker_.health().setBackendReachable(true);
+      }
+      evbuffer_iovec vec;
+      if (evbuffer_peek(input, -1, nullptr, &vec, 1) < 1) {
+        return;
+      }
+      size_t parsed = http_parser_execute(&parser_, &responseSettings(),
+                                          static_cast<const char*>(vec.iov_base), vec.iov_len);
+      evbuffer_drain(input, parsed);
+      if (response_submitted_ && evbuffer_get_length(body_.get()) > 0) {
+        nghttp2_session_resume_data(conn_.session_, id_);  // the provider may be deferred
+      }
+      http_errno err = HTTP_PARSER_ERRNO(&parser_);
+      if (err == HPE_PAUSED) {
+        parser_paused_ = true;
+        onResponseComplete();
+        return;
+      }
+      if (err != HPE_OK || parsed < vec.iov_len) {
+        AA_LOG(E) << "malformed response from backend for " << head_.method << " "
+                  << head_.target << ": " << http_errno_description(err);
+        upstream_.reset();
+        if (response_submitted_) {
+          nghttp2_submit_rst_stream(conn_.session_, NGHTTP2_FLAG_NONE, id_,
+                                    NGHTTP2_INTERNAL_ERROR);
+        } else {
+          respondWithStatus(502, "InternalError", "malformed response from backend");
+        }
+        return;
+      }
+    }
+  }
+
+  void onResponseComplete() {
+    response_complete_ = true;
+    body_eof_ = true;
+    nghttp2_session_resume_data(conn_.session_, id_);
+    maybeReleaseUpstream();
+  }
+
+  void maybeReleaseUpstream() {
+    if (upstream_ && response_complete_ && request_complete_) {
+      releaseUpstream(http_should_keep_alive(&parser_) != 0 && !framing_until_close_);
+    }
+  }
+
+  void releaseUpstream(bool reusable) {
+    if (!upstream_) {
+      return;
+    }
+    if (reusable && evbuffer_get_length(upstream_->output()) == 0) {
+      conn_.worker_.upstreamPool().release(std::move(upstream_));
+    } else {
+      upstream_.reset();
+    }
+  }
+
+  void respondWithStatus(int status, std::string_view reason, std::string_view message) {
+    respond(status, "application/json", failureStatusJson(status, reason, message), HeaderMap());
+  }
+
+  // A local answer: HEADERS and the whole body.
+  void respond(int status, std::string_view content_type, std::string_view body,
+               const HeaderMap& headers) {
+    releaseUpstream(false);
+    state_ = State::kResponding;
+    evbuffer_drain(pending_body_.get(), evbuffer_get_length(pending_body_.get()));
+    if (unconsumed_ > 0) {
+      nghttp2_session_consume(conn_.session_, id_, unconsumed_);
+      unconsumed_ = 0;
+    }
+    evbuffer_add(body_.get(), body.data(), body.size());
+    body_eof_ = true;
+    std::vector<std::pair<std::string, std::string>> fields;
+    fields.emplace_back(":status", std::to_string(status));
+    if (!content_type.empty()) {
+      fields.emplace_back("content-type", std::string(content_type));
+    }
+    for (const Header& h : headers.entries()) {
+      fields.emplace_back(absl::AsciiStrToLower(av(h.name)), h.value);
+    }
+    fields.emplace_back("content-length", std::to_string(body.size()));
+    submit(fields, head_.method != "HEAD");
+    status_ = status;
+  }
+
+  void submit(const std::vector<std::pair<std::string, std::string>>& fields, bool with_body) {
+    std::vector<nghttp2_nv> nva;
+    nva.reserve(fields.size());
+    for (const auto& [name, value] : fields) {
+      nva.push_back(makeNv(name, value));
+    }
+    nghttp2_data_provider provider;
+    provider.source.ptr = this;
+    provider.read_callback = &Http2Connection::readResponseData;
+    response_submitted_ = true;
+    if (!with_body) {
+      body_eof_ = true;
+      evbuffer_drain(body_.get(), evbuffer_get_length(body_.get()));
+    }
+    int rv = nghttp2_submit_response(conn_.session_, id_, nva.data(), nva.size(),
+                                     with_body ? &provider : nullptr);
+    if (rv != 0) {
+      AA_VLOG(2) << "stream " << id_ << ": cannot submit the response: " << nghttp2_strerror(rv);
+    }
+  }
+
+  void log() {
+    logged_ = true;
+    logRequestCompleted({.method = head_.method,
+                         .target = head_.target,
+                         .verb = verb_,
+                         .user = user_name_,
+                         .status = status_,
+                         .latency = absl::Now() - start_,
+                         .audit_id = audit_id_,
+                         .client = conn_.info_.peer_ip,
+                         .protocol = "HTTP/2.0"});
+  }
+
+  Http2Connection& conn_;
+  const int32_t id_;
+  const uint64_t serial_;
+  State state_ = State::kHeaders;
+
+  // Request.
+  RequestHead head_;
+  std::string authority_;
+  std::string host_;
+  std::string cookie_;
+  size_t header_bytes_ = 0;
+  bool header_overflow_ = false;
+  bool request_complete_ = false;
+  EvBufferPtr pending_body_;  // DATA received during admission (already framed for HTTP/1.1)
+  size_t unconsumed_ = 0;     // DATA bytes not yet acknowledged to the client's window
+  uint64_t request_body_sent_ = 0;
+  std::string upstream_request_;
+
+  // Response.
+  std::unique_ptr<UpstreamConnection> upstream_;
+  http_parser parser_;
+  ResponseHead response_;
+  HeaderLineCollector response_lines_;
+  EvBufferPtr body_;  // response bytes for DATA frames
+  bool body_eof_ = false;
+  bool response_submitted_ = false;
+  bool response_complete_ = false;
+  bool response_bytes_seen_ = false;
+  bool parser_paused_ = false;
+  bool reading_paused_ = false;
+  bool framing_until_close_ = false;
+  bool connect_failed_ = false;
+
+  // Access log.
+  absl::Time start_;
+  std::string verb_;
+  std::string user_name_;
+  std::string audit_id_;
+  int status_ = 0;
+  bool logged_ = false;
+};
+
+const http_parser_settings& Http2Connection::Stream::responseSettings() {
+  static const http_parser_settings settings = [] {
+    http_parser_settings s{};
+    s.on_status = &Stream::onResponseStatus;
+    s.on_header_field = &Stream::onResponseHeaderField;
+    s.on_header_value = &Stream::onResponseHeaderValue;
+    s.on_headers_complete = &Stream::onResponseHeadersComplete;
+    s.on_body = &Stream::onResponseBody;
+    s.on_message_complete = &Stream::onResponseMessageComplete;
+    return s;
+  }();
+  return settings;
+}
+
+int Http2Connection::Stream::onResponseHeadersComplete(http_parser* p) {
+  Stream* s = fromParser(p);
+  s->response_lines_.headEnded();
+  ResponseHead& head = s->response_;
+  head.status = p->status_code;
+  if (head.status / 100 == 1) {
+    // 100 Continue and other interim answers are not relayed (the request body is streamed
+    // without waiting); a 101 cannot happen, since no upgrade is forwarded over HTTP/2.
+    return head.status == 101 ? -1 : 0;
+  }
+  const bool is_head = s->head_.method == "HEAD";
+  const bool body_allowed = !is_head && head.status != 204 && head.status != 304;
+  s->framing_until_close_ = body_allowed && (p->flags & F_CHUNKED) == 0 &&
+                            !head.headers.has("Content-Length");
+  std::vector<std::pair<std::string, std::string>> fields;
+  fields.emplace_back(":status", std::to_string(head.status));
+  appendHttp2ResponseFields(head, fields);
+  s->status_ = head.status;
+  s->submit(fields, body_allowed);
+  return is_head ? 1 : 0;
+}
+
+int Http2Connection::Stream::onResponseMessageComplete(http_parser* p) {
+  Stream* s = fromParser(p);
+  if (s->response_.status / 100 == 1) {
+    s->response_.reset();
+    s->response_lines_.reset();
+    return 0;
+  }
+  http_parser_pause(p, 1);
+  return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The session.
+
+Http2Connection::Http2Connection(Worker& worker, Transport& transport, const ConnectionInfo& info)
+    : worker_(worker), transport_(transport), info_(info), out_(evbuffer_new()) {
+  send_event_.reset(event_new(worker_.loop().base(), -1, 0, &Http2Connection::onSendEvent, this));
+  idle_timer_.reset(evtimer_new(worker_.loop().base(), &Http2Connection::onIdleTimer, this));
+}
+
+Http2Connection::~Http2Connection() {
+  alive_.reset();
+  if (session_ != nullptr) {
+    nghttp2_session_del(session_);  // before the streams its data providers point to
+  }
+  streams_.clear();
+  closed_.clear();
+}
+
+absl::Status Http2Connection::start() {
+  nghttp2_session_callbacks* callbacks = nullptr;
+  nghttp2_session_callbacks_new(&callbacks);
+  nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, &onBeginHeaders);
+  nghttp2_session_callbacks_set_on_header_callback(callbacks, &onHeader);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, &onFrameReceived);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, &onDataChunk);
+  nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, &onStreamClosed);
+  nghttp2_option* option = nullptr;
+  nghttp2_option_new(&option);
+  // Request DATA is acknowledged when it reached the backend, not when it arrived.
+  nghttp2_option_set_no_auto_window_update(option, 1);
+  int rv = nghttp2_session_server_new2(&session_, callbacks, this, option);
+  nghttp2_option_del(option);
+  nghttp2_session_callbacks_del(callbacks);
+  if (rv != 0) {
+    return absl::InternalError(absl::StrCat("nghttp2: ", nghttp2_strerror(rv)));
+  }
+  const ProxyOptions& options = worker_.options();
+  uint32_t max_streams = options.http2_max_streams_per_connection > 0
+                             ? static_cast<uint32_t>(options.http2_max_streams_per_connection)
+                             : kDefaultMaxStreams;
+  const nghttp2_settings_entry settings[] = {
+      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, max_streams},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, static_cast<uint32_t>(kStreamWindow)},
+      {NGHTTP2_SETTINGS_MAX_FRAME_SIZE, static_cast<uint32_t>(kStreamWindow)},
+      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, static_cast<uint32_t>(options.max_header_bytes)},
+  };
+  rv = nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings,
+                               sizeof(settings) / sizeof(settings[0]));
+  if (rv == 0) {
+    // The connection window: every stream's worth, as Go's MaxUploadBufferPerConnection.
+    int64_t window = static_cast<int64_t>(kStreamWindow) * max_streams;
+    rv = nghttp2_session_set_local_window_size(
+        session_, NGHTTP2_FLAG_NONE, 0,
+        static_cast<int32_t>(std::min<int64_t>(window, (1u << 31) - 1)));
+  }
+  if (rv != 0) {
+    return absl::InternalError(absl::StrCat("nghttp2 settings: ", nghttp2_strerror(rv)));
+  }
+  updateIdleTimer();
+  sendPending();
+  return absl::OkStatus();
+}
+
+Http2Connection::Stream* Http2Connection::findStream(int32_t id) {
+  auto it = streams_.find(id);
+  return it == streams_.end() ? nullptr : it->second.get();
+}
+
+void Http2Connection::onReadable() {
+  if (session_ == nullptr || closing_) {
+    return;
+  }
+  // input() also brings in TLS records OpenSSL read ahead, so ask again until it is empty.
+  evbuffer* input;
+  while (!closing_ && evbuffer_get_length(input = transport_.input()) > 0) {
+    evbuffer_iovec vec;
+    if (evbuffer_peek(input, -1, nullptr, &vec, 1) < 1) {
+      break;
+    }
+    ssize_t n = nghttp2_session_mem_recv(session_, static_cast<const uint8_t*>(vec.iov_base),
+                                         vec.iov_len);
+    if (n < 0) {
+      fail("reading", static_cast<int>(n));
+      return;
+    }
+    evbuffer_drain(input, static_cast<size_t>(n));
+  }
+  sendPending();
+}
+
+void Http2Connection::onWritable() { sendPending(); }
+
+void Http2Connection::scheduleSend() {
+  if (!send_scheduled_ && !closing_) {
+    send_scheduled_ = true;
+    event_active(send_event_.get(), EV_READ, 0);
+  }
+}
+
+void Http2Connection::onSendEvent(evutil_socket_t, short, void* self) {
+  auto* conn = static_cast<Http2Connection*>(self);
+  conn->send_scheduled_ = false;
+  conn->sendPending();
+}
+
+void Http2Connection::sendPending() {
+  if (session_ == nullptr || closing_) {
+    return;
+  }
+  while (true) {
+    while (transport_.queuedBytes() < kBufferHighWatermark) {
+      const uint8_t* data = nullptr;
+      ssize_t n = nghttp2_session_mem_send(session_, &data);
+      if (n < 0) {
+        fail("writing", static_cast<int>(n));
+        return;
+      }
+      if (n == 0) {
+        break;
+      }
+      evbuffer_add(out_.get(), data, static_cast<size_t>(n));
+      if (evbuffer_get_length(out_.get()) >= 64 << 10) {
+        transport_.send(out_.get());
+      }
+    }
+    if (evbuffer_get_length(out_.get()) > 0) {
+      transport_.send(out_.get());
+    }
+    if (resume_reading_.empty()) {
+      break;
+    }
+    std::vector<int32_t> ids;
+    ids.swap(resume_reading_);
+    for (int32_t id : ids) {
+      if (Stream* stream = findStream(id)) {
+        stream->resumeReading();
+      }
+    }
+  }
+  closed_.clear();
+  updateIdleTimer();
+  bool done = !nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_);
+  if (done || (draining_ && streams_.empty() && !nghttp2_session_want_write(session_))) {
+    closing_ = true;
+    transport_.closeAfterFlush();
+  }
+}
+
+void Http2Connection::fail(const char* what, int error) {
+  AA_VLOG(2) << "HTTP/2 connection from " << info_.peer_ip << " failed while " << what << ": "
+             << nghttp2_strerror(error);
+  // nghttp2 has queued a GOAWAY for protocol errors and floods: send it, then close.
+  const uint8_t* data = nullptr;
+  ssize_t n;
+  while ((n = nghttp2_session_mem_send(session_, &data)) > 0) {
+    evbuffer_add(out_.get(), data, static_cast<size_t>(n));
+  }
+  transport_.send(out_.get());
+  closing_ = true;
+  abort();
+  transport_.closeAfterFlush();
+}
+
+void Http2Connection::updateIdleTimer() {
+  if (streams_.empty() && !closing_) {
+    timeval tv = absl::ToTimeval(worker_.options().idle_timeout);
+    evtimer_add(idle_timer_.get(), &tv);
+  } else {
+    evtimer_del(idle_timer_.get());
+  }
+}
+
+void Http2Connection::onIdleTimer(evutil_socket_t, short, void* self) {
+  auto* conn = static_cast<Http2Connection*>(self);
+  AA_VLOG(4) << "closing HTTP/2 connection from " << conn->info_.peer_ip << ": idle timeout";
+  conn->drain();
+}
+
+void Http2Connection::drain() {
+  if (session_ == nullptr || draining_) {
+    return;
+  }
+  draining_ = true;
+  nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE,
+                        nghttp2_session_get_last_proc_stream_id(session_), NGHTTP2_NO_ERROR,
+                        nullptr, 0);
+  sendPending();
+}
+
+void Http2Connection::endStreams() {
+  for (auto& [id, stream] : streams_) {
+    stream->endStream();
+  }
+  drain();
+  sendPending();
+}
+
+void Http2Connection::abort() {
+  closing_ = true;
+  evtimer_del(idle_timer_.get());
+  for (auto& [id, stream] : streams_) {
+    closed_.push_back(std::move(stream));
+  }
+  streams_.clear();
+}
+
+// ---------------------------------------------------------------------------------------------
+// nghttp2 callbacks.
+
+int Http2Connection::onBeginHeaders(nghttp2_session*, const nghttp2_frame* frame, void* self) {
+  auto* conn = static_cast<Http2Connection*>(self);
+  if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
+    return 0;
+  }
+  int32_t id = frame->hd.stream_id;
+  conn->streams_[id] = std::make_unique<Stream>(*conn, id, ++conn->next_serial_);
+  return 0;
+}
+
+int Http2Connection::onHeader(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name,
+                              size_t namelen, const uint8_t* value, size_t valuelen, uint8_t,
+                              void* self) {
+  auto* conn = static_cast<Http2Connection*>(self);
+  if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
+    return 0;  // request trailers are not forwarded
+  }
+  if (Stream* stream = conn->findStream(frame->hd.stream_id)) {
+    stream->addHeader(sv(name, namelen), sv(value, valuelen));
+  }
+  return 0;
+}
+
+int Http2Connection::onFrameReceived(nghttp2_session*, const nghttp2_frame* frame, void* self) {
+  auto* conn = static_cast<Http2Connection*>(self);
+  Stream* stream = conn->findStream(frame->hd.stream_id);
+  if (stream == nullptr) {
+    return 0;
+  }
+  bool end_stream = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+  if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+    stream->onHeadersComplete(end_stream);
+  } else if (end_stream && (frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS)) {
+    stream->onRequestComplete();
+  }
+  return 0;
+}
+
+int Http2Connection::onDataChunk(nghttp2_session* session, uint8_t, int32_t stream_id,
+                                 const uint8_t* data, size_t len, void* self) {
+  auto* conn = static_cast<Http2Connection*>(self);
+  if (Stream* stream = conn->findStream(stream_id)) {
+    stream->onData(data, len);
+  } else {
+    nghttp2_session_consume(session, stream_id, len);
+  }
+  return 0;
+}
+
+int Http2Connection::onStreamClosed(nghttp2_session*, int32_t stream_id, uint32_t error_code,
+                                    void* self) {
+  auto* conn = static_cast<Http2Connection*>(self);
+  auto it = conn->streams_.find(stream_id);
+  if (it == conn->streams_.end()) {
+    return 0;
+  }
+  it->second->onClosed(error_code);
+  conn->closed_.push_back(std::move(it->second));
+  conn->streams_.erase(it);
+  return 0;
+}
+
+ssize_t Http2Connection::readResponseData(nghttp2_session*, int32_t, uint8_t* buf, size_t length,
+                                          uint32_t* flags, nghttp2_data_source* source, void*) {
+  return static_cast<Stream*>(source->ptr)->readBody(buf, length, flags);
+}
+
+}  // namespace aaproxy
