@@ -128,6 +128,8 @@ class Process:
         self.argv = [str(a) for a in argv]
         self.log_path = Path(log_dir) / f"{name}.log"
         self._log = open(self.log_path, "ab")
+        # A restarted process appends to its predecessor's log; log_text() is its own part.
+        self._log_start = self._log.tell()
         self._log.write(f"$ {' '.join(self.argv)}\n".encode())
         self._log.flush()
         self.popen = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=self._log,
@@ -143,7 +145,9 @@ class Process:
     def log_text(self) -> str:
         if not self._log.closed:
             self._log.flush()
-        return self.log_path.read_text(errors="replace")
+        with open(self.log_path, "rb") as f:
+            f.seek(self._log_start)
+            return f.read().decode(errors="replace")
 
     def wait_for_log(self, pattern: str, timeout: float = 10.0) -> "re.Match":
         """Waits for a log line matching `pattern`; fails fast if the process exits."""
@@ -452,7 +456,8 @@ def curl_many(urls: Sequence[str], tls: Optional[TlsClient] = None, headers: Seq
         args = _curl_args(tls, headers, method, data, data_file, upload_file, chunked, http10,
                           unix_socket, timeout, extra, tmp)
         args += ["-D", str(tmp / "headers"), "-w",
-                 _WRITE_OUT_MARK.replace("\n", "\\n") + "%{http_code} %{num_connects}\\n"]
+                 _WRITE_OUT_MARK.replace("\n", "\\n") +
+                 "%{http_code} %{num_connects} %{http_version}\\n"]
         for i, url in enumerate(urls):
             args += ["-o", str(tmp / f"body-{i}"), url]
         proc = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -464,10 +469,15 @@ def curl_many(urls: Sequence[str], tls: Optional[TlsClient] = None, headers: Seq
             header_blocks = [b for b in _parse_header_blocks((tmp / "headers").read_bytes())
                              if not 100 <= b[0] < 200 or b[0] == 101]
         results = []
+        wants_h2 = HTTP2 and "--http1.1" not in extra and not http10 and not unix_socket
         for i in range(len(urls)):
             status, connects = 0, 0
             if i < len(stats) and len(stats[i]) >= 2:
                 status, connects = int(stats[i][0]), int(stats[i][1])
+            if wants_h2 and status != 0 and urls[i].startswith("https://") and \
+                    stats[i][2:] != ["2"]:
+                # An HTTP/2 run of a suite must not pass by falling back to HTTP/1.1.
+                raise AssertionError(f"{urls[i]}: HTTP/{stats[i][2:]} where HTTP/2 was asked for")
             body_path = tmp / f"body-{i}"
             body = body_path.read_bytes() if body_path.exists() else b""
             hdrs = header_blocks[i][1] if i < len(header_blocks) else []
@@ -539,10 +549,14 @@ class StreamingCurl:
 
 
 def tls_connect(port: int, client: "TlsClient", host: str = "127.0.0.1",
-                timeout: float = 5.0) -> ssl.SSLSocket:
-    """A TLS connection presenting the client's certificate (if any), verifying the server."""
+                timeout: float = 5.0, alpn: Sequence[str] = ()) -> ssl.SSLSocket:
+    """A TLS connection presenting the client's certificate (if any), verifying the server;
+    `alpn` lists the protocols to offer."""
     raw = socket.create_connection((host, port), timeout=timeout)
-    return client_tls_context(client).wrap_socket(raw, server_hostname=host)
+    context = client_tls_context(client)
+    if alpn:
+        context.set_alpn_protocols(list(alpn))
+    return context.wrap_socket(raw, server_hostname=host)
 
 
 def client_tls_context(client: "TlsClient") -> ssl.SSLContext:

@@ -367,10 +367,7 @@ class Http2FramesTest(harness.E2ETestCase):
                           "code": 431})
         self.assert_still_serving(marker="case=oversize")
 
-    # Bug: the 431 Status differs by protocol. HTTP/1.1 (client_connection.cc) says
-    # "message":"Request Header Fields Too Large", HTTP/2 (http2_connection.cc, addHeader ->
-    # onHeadersComplete) says "message":"request header fields too large".
-    @unittest.expectedFailure
+    # The 431 Status is the same over both protocols (it differed once).
     def test_oversize_header_list_body_is_the_http1_one(self):
         http1 = harness.curl(self.url + GV + "/namespaces/default/samples?case=oversize-1",
                              tls=self.alice, headers=[f"{n}: {v}" for n, v in self.OVERSIZE],

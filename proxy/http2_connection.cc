@@ -142,8 +142,8 @@ class Http2Connection::Stream : public UpstreamConnection::Handler {
     head_.chunked = !end_stream && !head_.content_length.has_value();
     audit_id_ = std::string(head_.headers.get("Audit-ID").value_or(""));
     if (header_overflow_) {
-      respondWithStatus(431, "RequestHeaderFieldsTooLarge",
-                        "request header fields too large");
+      // The HTTP/1.1 path's answer, word for word.
+      respondWithStatus(431, "RequestHeaderFieldsTooLarge", "Request Header Fields Too Large");
       return;
     }
     if (head_.method == "CONNECT") {

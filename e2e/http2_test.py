@@ -1,0 +1,163 @@
+"""HTTP/2 as clients see it: ALPN, multiplexing, streaming, memory, shutdown.
+
+The authentication, authorization and data-plane suites also run whole over HTTP/2
+(//e2e:authn_test_h2, //e2e:authz_test_h2, //e2e:proxy_test_h2); this suite covers what only
+HTTP/2 has. Standalone mode, as e2e/proxy_test.py (static policy, client certificates), plus a
+proxy that also lets anonymous clients read, for h2load, which cannot present a certificate.
+Hostile frames are in e2e/http2_frames_test.py.
+"""
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from proxy_test import ProxyTestBase  # noqa: E402
+from sample_backend_test import GV, LIST_DEFAULT  # noqa: E402
+
+H2LOAD = shutil.which("h2load")
+WATCH = GV + "/namespaces/default/samples?watch=true"
+
+
+class Http2Test(ProxyTestBase):
+
+    def metric(self, name: str) -> float:
+        result = self.get("/metrics")
+        match = re.search(r"^" + re.escape(name) + r" (\S+)$", result.text, re.MULTILINE)
+        self.assertIsNotNone(match, result.text[:300])
+        return float(match.group(1))
+
+    def access_log(self) -> list:
+        return re.findall(r'access_log\.cc:\d+\] (".*)$', self.proxy.log_text(), re.MULTILINE)
+
+    def test_alpn_prefers_h2_and_http1_still_works(self):
+        h2 = self.get(GV + "/namespaces/default/samples", extra=["--http2"])
+        h1 = self.get(GV + "/namespaces/default/samples", extra=["--http1.1"])
+        self.assertEqual((h2.status, h2.body), (200, LIST_DEFAULT))
+        self.assertEqual((h1.status, h1.body), (200, LIST_DEFAULT))
+        protocols = [line.rsplit(" ", 1)[1] for line in self.access_log()
+                     if "/namespaces/default/samples" in line]
+        self.assertEqual(protocols, ["protocol=HTTP/2.0", "protocol=HTTP/1.1"])
+
+    def test_http2_off_offers_only_http1(self):
+        self.proxy.stop()
+        self.proxy = self.start_proxy(self.backend.upstream, ["--http2=false"])
+        result = self.get(GV, extra=["--http2"])
+        self.assertEqual(result.status, 200)
+        self.assertEqual(self.access_log()[-1].rsplit(" ", 1)[1], "protocol=HTTP/1.1")
+
+    def test_streams_share_one_connection(self):
+        # Eight requests in one curl run: with h2 they are streams on one connection.
+        urls = [self.url + GV + f"/namespaces/ns{i}/samples" for i in range(8)]
+        before = self.metric("aaproxy_tls_handshakes_total")
+        results = harness.curl_many(urls, tls=self.alice, extra=["--http2", "--parallel"])
+        self.assertEqual([r.status for r in results], [200] * 8)
+        self.assertEqual(sum(r.num_connects for r in results), 1)
+        # This run's handshake, and the /metrics read's own.
+        self.assertEqual(self.metric("aaproxy_tls_handshakes_total") - before, 2)
+
+    @unittest.skipIf(H2LOAD is None, "h2load (Debian nghttp2-client) is not installed")
+    def test_h2load_100_concurrent_streams_on_one_connection(self):
+        self.proxy.stop()
+        policy = self.tmp / "anonymous-readers.yaml"
+        policy.write_text(open(self.allow_authenticated_policy()).read() +
+                          "  - groups: [\"system:unauthenticated\"]\n"
+                          "    verbs: [\"list\"]\n"
+                          "    apiGroups: [\"sample-api-server\"]\n"
+                          "    resources: [\"samples\"]\n")
+        self.proxy = self.start_proxy(self.backend.upstream, ["--anonymous-auth=true"],
+                                      policy=str(policy))
+        before = self.metric("aaproxy_tls_handshakes_total")
+        result = subprocess.run([H2LOAD, "-n", "2000", "-c", "1", "-m", "100",
+                                 self.url + GV + "/namespaces/default/samples"],
+                                capture_output=True, text=True, timeout=60)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("Application protocol: h2", result.stdout)
+        self.assertIn("requests: 2000 total, 2000 started, 2000 done, 2000 succeeded, 0 failed",
+                      result.stdout)
+        self.assertIn("status codes: 2000 2xx, 0 3xx, 0 4xx, 0 5xx", result.stdout)
+        # h2load's one connection, and the /metrics read's.
+        self.assertEqual(self.metric("aaproxy_tls_handshakes_total") - before, 2)
+
+    def test_watch_events_arrive_as_the_backend_writes_them(self):
+        # The backend writes an event at once and then one every 0.5 s: each must reach the
+        # client within 100 ms of the backend's schedule, not when a buffer fills.
+        self.backend.process.stop()
+        self.backend = self.start_backend(watch_interval=0.5)
+        self.proxy.stop()
+        self.proxy = self.start_proxy(self.backend.upstream)
+        stream = harness.StreamingCurl(self.url + WATCH, tls=self.alice, extra=["--http2"])
+        try:
+            lines = stream.wait_lines(4, timeout=10)
+        finally:
+            stream.close()
+        self.assertEqual([json.loads(line).get("type", line) for _, line in lines],
+                         ["ADDED", "MODIFIED", "MODIFIED", "MODIFIED"])
+        first = lines[0][0]
+        for i, (at, _) in enumerate(lines[1:], start=1):
+            self.assertAlmostEqual(at - first, 0.5 * i, delta=0.1,
+                                   msg=f"event {i} at {at - first:.3f}s after the first")
+
+    def test_one_gibibyte_download_memory_is_that_of_http1(self):
+        h1 = self.download_peak_rss("--http1.1")
+        h2 = self.download_peak_rss("--http2")
+        sys.stderr.write(f"\npeak proxy VmRSS for 1 GiB: HTTP/1.1 {h1 / 2**20:.1f} MiB, "
+                         f"HTTP/2 {h2 / 2**20:.1f} MiB\n")
+        self.assertLess(h2 - h1, 8 * 2**20, f"HTTP/1.1 {h1 >> 20} MiB, HTTP/2 {h2 >> 20} MiB")
+
+    def test_upload_is_streamed_not_buffered(self):
+        payload = os.urandom(32 * 1024 * 1024 + 7)
+        upload = self.tmp / "upload.bin"
+        upload.write_bytes(payload)
+        result = self.get("/debug/body", data_file=upload, timeout=60, extra=["--http2"])
+        self.assertEqual(result.status, 200, result.stderr + result.text)
+        import hashlib
+        body = json.loads(result.body)
+        self.assertEqual((body["length"], body["sha256"]),
+                         (len(payload), hashlib.sha256(payload).hexdigest()))
+
+    def test_sigterm_sends_goaway_and_the_watch_ends_cleanly(self):
+        self.proxy.stop()
+        self.proxy = self.start_proxy(self.backend.upstream, ["--shutdown-grace-period", "2s"])
+        stream = harness.StreamingCurl(self.url + WATCH, tls=self.alice, extra=["--http2"])
+        try:
+            stream.wait_lines(1, timeout=10)
+            os.kill(self.proxy.pid, signal.SIGTERM)
+            # New connections are refused at once; the open stream goes on until the grace
+            # period ends, then ends with END_STREAM: curl sees a complete response.
+            harness.wait_until(lambda: not harness.tcp_accepts(self.port), timeout=5,
+                               what="the listener to close")
+            _, exit_code = stream.wait_eof(timeout=10)
+            stderr = stream.popen.stderr.read().decode()
+        finally:
+            stream.close()
+        self.assertEqual(exit_code, 0, stderr)
+        self.assertEqual(self.proxy.popen.wait(timeout=10), 0)
+
+    def test_connection_preface_garbage_is_refused(self):
+        # A client that negotiated h2 and then speaks HTTP/1.1 gets a GOAWAY and a close.
+        with harness.tls_connect(self.port, self.alice, timeout=5, alpn=["h2"]) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            data = b""
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        # The server's SETTINGS went first (type 4); then the connection is closed, as Go's
+        # server does on a bogus greeting, with no HTTP/1.1 answer.
+        self.assertEqual(data[3], 4, data)
+        self.assertNotIn(b"HTTP/1.1", data)
+        self.assertTrue(self.proxy.alive())
+        self.assertEqual(self.get(GV).status, 200)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
