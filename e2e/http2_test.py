@@ -45,6 +45,10 @@ class Http2Test(ProxyTestBase):
         protocols = [line.rsplit(" ", 1)[1] for line in self.access_log()
                      if "/namespaces/default/samples" in line]
         self.assertEqual(protocols, ["protocol=HTTP/2.0", "protocol=HTTP/1.1"])
+        # Counted too. HTTP/1.1: the start-up /healthz probe, the list, the first /metrics read
+        # (a read is counted after its page is rendered).
+        self.assertEqual(self.metric('aaproxy_requests_total{protocol="HTTP/2.0"}'), 1)
+        self.assertEqual(self.metric('aaproxy_requests_total{protocol="HTTP/1.1"}'), 3)
 
     def test_http2_off_offers_only_http1(self):
         self.proxy.stop()

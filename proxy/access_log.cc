@@ -12,6 +12,9 @@ void logRequestCompleted(const AccessLogEntry& e) {
     verb = "UNKNOWN";
   }
   ProxyMetrics::recordRequest(verb, e.status, absl::ToDoubleSeconds(e.latency));
+  (e.protocol == "HTTP/2.0" ? ProxyMetrics::get().requests_http2
+                            : ProxyMetrics::get().requests_http1)
+      .inc();
   constexpr size_t kMaxLoggedTarget = 256;
   AA_VLOG(2) << "\"" << e.method << " " << e.target.substr(0, kMaxLoggedTarget)
              << (e.target.size() > kMaxLoggedTarget ? "..." : "") << "\" verb=" << verb

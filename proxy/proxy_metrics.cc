@@ -15,6 +15,10 @@ ProxyMetrics& ProxyMetrics::get() {
         r.counter("aaproxy_connections_accepted_total", "Client connections accepted."),
         r.counter("aaproxy_upstream_errors_total", "Failures talking to the backend.", "kind=\"connect\""),
         r.counter("aaproxy_upstream_errors_total", "Failures talking to the backend.", "kind=\"response\""),
+        r.counter("aaproxy_requests_total", "Finished requests by the HTTP version clients spoke.",
+                  "protocol=\"HTTP/1.1\""),
+        r.counter("aaproxy_requests_total", "Finished requests by the HTTP version clients spoke.",
+                  "protocol=\"HTTP/2.0\""),
     };
   }();
   return *metrics;
