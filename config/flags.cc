@@ -18,6 +18,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "config/cpu_quota.h"
 #include "yaml-cpp/yaml.h"
 
 namespace aaproxy {
@@ -259,7 +260,9 @@ const std::vector<FlagSpec>& flagTable() {
       {"authorization-webhook-cache-unauthorized-ttl", false, "duration", "10s",
        "The duration to cache 'unauthorized' responses from the webhook authorizer.",
        [](ProxyOptions& o, std::string_view v) { return parseDuration(v, o.unauthorized_ttl); }},
-      {"workers", false, "int", "number of cores", "Worker threads, each with its own event loop.",
+      {"workers", false, "int", "the CPU quota",
+       "Worker threads, each with its own event loop. Default: the container's CPU quota (cgroup "
+       "v2 cpu.max or v1 cfs_quota_us, rounded up), else the number of cores.",
        [](ProxyOptions& o, std::string_view v) { return parseInt(v, 1, 256, o.workers); }},
       {"read-header-timeout", false, "duration", "32s",
        "How long a client may take to complete the TLS handshake and send a request's headers.",
@@ -526,7 +529,11 @@ absl::StatusOr<CommandLine> parseCommandLine(const std::vector<std::string>& arg
     o.tls_min_version = TLS1_2_VERSION;
   }
   if (o.workers == 0) {
-    o.workers = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    DefaultWorkers workers = defaultWorkerCount(std::thread::hardware_concurrency());
+    o.workers = workers.workers;
+    o.workers_source = std::move(workers.source);
+  } else {
+    o.workers_source = "--workers";
   }
   return cl;
 }

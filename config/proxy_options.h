@@ -33,7 +33,8 @@ struct ProxyOptions {
   std::string tls_cert_file;
   std::string tls_private_key_file;
   int tls_min_version = 0;  // an OpenSSL TLS1_x_VERSION constant
-  int workers = 0;          // 0 = number of cores
+  int workers = 0;          // 0 = the cgroup CPU quota, else the cores (config/cpu_quota.h)
+  std::string workers_source;  // where `workers` came from, for the start-up log
 
   // Backend.
   UpstreamAddress upstream;

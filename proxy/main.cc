@@ -299,7 +299,8 @@ int run(int argc, char** argv) {
   }
   (*server)->start();
   AA_LOG(I) << "serving on https://" << options.bind_address << ":" << (*server)->port() << " with "
-            << options.workers << " workers, forwarding to " << options.upstream.display;
+            << options.workers << " workers (from " << options.workers_source
+            << "), forwarding to " << options.upstream.display;
 
   // The main thread is the control thread: signals, file watching, backend probing.
   absl::Time next_tls_check = absl::Now() + options.tls_reload_interval;
