@@ -145,6 +145,58 @@ class Http2Test(ProxyTestBase):
         self.assertEqual(exit_code, 0, stderr)
         self.assertEqual(self.proxy.popen.wait(timeout=10), 0)
 
+    def test_idle_connection_gets_goaway_then_close(self):
+        self.proxy.stop()
+        self.proxy = self.start_proxy(self.backend.upstream, ["--idle-timeout", "1s"])
+        with harness.tls_connect(self.port, self.alice, timeout=10, alpn=["h2"]) as s:
+            self.assertEqual(s.selected_alpn_protocol(), "h2")
+            s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+            started = time.monotonic()
+            data = b""
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            closed_after = time.monotonic() - started
+        frames = []
+        while len(data) >= 9:
+            length = int.from_bytes(data[:3], "big")
+            frames.append((data[3], data[9:9 + length]))
+            data = data[9 + length:]
+        goaways = [payload for kind, payload in frames if kind == 7]
+        self.assertEqual(len(goaways), 1, frames)
+        self.assertEqual(goaways[0][4:8], b"\x00\x00\x00\x00")  # NO_ERROR
+        self.assertGreater(closed_after, 0.8)
+        self.assertLess(closed_after, 5)
+
+    def test_serving_certificate_reload_reaches_new_h2_connections(self):
+        serving = self.tmp / "serving"
+        serving.mkdir()
+        first = self.pki.pki.issue(self.pki.ca, "serving-1", "first.example",
+                                   ext_key_usage="serverAuth", sans=["IP:127.0.0.1"])
+        second = self.pki.pki.issue(self.pki.ca, "serving-2", "second.example",
+                                    ext_key_usage="serverAuth", sans=["IP:127.0.0.1"])
+        for name, source in (("tls.crt", first.cert), ("tls.key", first.key)):
+            shutil.copy(source, serving / name)
+        self.proxy.stop()
+        self.proxy = self.start_proxy(self.backend.upstream, [
+            "--tls-cert-file", serving / "tls.crt", "--tls-private-key-file", serving / "tls.key",
+            "--tls-reload-interval", "200ms"])
+
+        def subject_cn():
+            with harness.tls_connect(self.port, self.alice, alpn=["h2"]) as s:
+                self.assertEqual(s.selected_alpn_protocol(), "h2")
+                return dict(x[0] for x in s.getpeercert()["subject"])["commonName"]
+
+        self.assertEqual(subject_cn(), "first.example")
+        for name, source in (("tls.key", second.key), ("tls.crt", second.cert)):
+            shutil.copy(source, serving / (name + ".tmp"))
+            os.replace(serving / (name + ".tmp"), serving / name)
+        harness.wait_until(lambda: subject_cn() == "second.example", timeout=10,
+                           what="new connections to get the new certificate")
+        self.assertEqual(self.get(GV, extra=["--http2"]).status, 200)
+
     def test_connection_preface_garbage_is_refused(self):
         # A client that negotiated h2 and then speaks HTTP/1.1 gets a GOAWAY and a close.
         with harness.tls_connect(self.port, self.alice, timeout=5, alpn=["h2"]) as s:
