@@ -12,6 +12,10 @@ measures the mTLS HTTP/1.1 path with client certificates.
 
   bench/h2.sh                 3 rounds of 10 s per target, medians
   bench/h2.sh --quick         1 round of 3 s
+  bench/h2.sh --instructions  user-space instructions per HTTP/2 request under valgrind callgrind,
+                              aa-proxy (1 worker) and nginx (1 process): repeatable where CPU
+                              time on this VM is not; (Ir of a 12 s run - Ir of a 4 s run) divided
+                              by the difference in requests, so start-up and handshakes cancel
   BENCH_H2_CONNECTIONS=4 BENCH_H2_STREAMS=32 BENCH_H1_CONNECTIONS=64 (defaults)
 """
 
@@ -63,13 +67,13 @@ def build() -> Path:
     return Path(bin_dir)
 
 
-def wait_https(url: str, cacert: Path, pid_alive) -> None:
+def wait_https(url: str, cacert: Path, pid_alive, timeout: float = 15) -> None:
     def ok():
         if not pid_alive():
             raise harness.StopWaiting()
         return subprocess.run(["curl", "-sf", "-o", "/dev/null", "--max-time", "1", "--cacert",
                                str(cacert), url]).returncode == 0
-    harness.wait_until(ok, timeout=15, what=url)
+    harness.wait_until(ok, timeout=timeout, what=url, interval=0.2)
 
 
 def nginx_config(tmp: Path, port: int, backend_port: int, pki, workers: int) -> Path:
@@ -153,9 +157,60 @@ def h2load(url: str, seconds: float, h1: bool, tmp: Path) -> dict:
             "p50": pct(0.50) if durations else 0, "p99": pct(0.99) if durations else 0}
 
 
+def callgrind_total(path: Path) -> int:
+    for line in path.read_text().splitlines():
+        if line.startswith(("summary:", "totals:")):
+            return int(line.split()[1])
+    raise RuntimeError(f"no totals in {path}")
+
+
+def instructions_per_request(bin_dir: Path, tmp: Path, pki, backend_port: int,
+                             policy: Path) -> None:
+    """Each proxy under callgrind twice (runs A and B of different lengths), same h2 load."""
+    if shutil.which("valgrind") is None:
+        raise RuntimeError("valgrind is not installed (tools/install-deps.sh)")
+    durations = {"A": float(os.environ.get("BENCH_DURATION_A", "4")),
+                 "B": float(os.environ.get("BENCH_DURATION_B", "12"))}
+    results = {}
+    for name in ("aa-proxy", "nginx"):
+        totals, requests = {}, {}
+        for run, seconds in durations.items():
+            port = harness.free_port()
+            out = tmp / f"callgrind-{name}-{run}.out"
+            valgrind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
+            if name == "aa-proxy":
+                argv = valgrind + [
+                    bin_dir / "proxy/aa-proxy", "--secure-port", port, "--bind-address",
+                    "127.0.0.1", "--tls-cert-file", pki.server.cert, "--tls-private-key-file",
+                    pki.server.key, "--upstream", f"http://127.0.0.1:{backend_port}",
+                    "--workers", "1", "--authentication-skip-lookup", "--authorization-mode",
+                    "static", "--authorization-policy-file", policy,
+                    "--shutdown-grace-period", "1s"]
+            else:
+                conf = nginx_config(tmp / f"cg-{run}", port, backend_port, pki, 1)
+                argv = valgrind + ["nginx", "-c", conf, "-p", conf.parent, "-g",
+                                   "master_process off;"]
+            process = harness.Process(f"callgrind-{name}-{run}", argv, tmp)
+            try:
+                wait_https(f"https://127.0.0.1:{port}{REQUEST_PATH}", pki.ca.cert, process.alive,
+                           timeout=120)
+                result = h2load(f"https://127.0.0.1:{port}{REQUEST_PATH}", seconds, False, tmp)
+            finally:
+                process.stop(timeout=60)
+            totals[run], requests[run] = callgrind_total(out), result["requests"]
+            print(f"bench: callgrind {name} run {run}: {requests[run]} requests, "
+                  f"{totals[run]} instructions", file=sys.stderr)
+        results[name] = (totals["B"] - totals["A"]) / max(requests["B"] - requests["A"], 1)
+    print("\n| HTTP/2, user-space instructions per request | aa-proxy | nginx | ratio |")
+    print("|---|---|---|---|")
+    print(f"| callgrind, h2load -c 4 -m 32 | {results['aa-proxy']:.0f} | {results['nginx']:.0f} | "
+          f"{results['aa-proxy'] / results['nginx']:.3f} |")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--instructions", action="store_true")
     args = parser.parse_args()
     runs = int(os.environ.get("BENCH_RUNS", "1" if args.quick else "3"))
     seconds = float(os.environ.get("BENCH_DURATION", "3" if args.quick else "10"))
@@ -178,6 +233,9 @@ def main() -> int:
         policy.write_text('rules:\n  - groups: ["system:unauthenticated"]\n'
                           '    verbs: ["list"]\n    apiGroups: ["sample-api-server"]\n'
                           '    resources: ["samples"]\n')
+        if args.instructions:
+            instructions_per_request(bin_dir, tmp, pki, backend_port, policy)
+            return 0
         aa_port = harness.free_port()
         aa = harness.Process("aa-proxy", [
             bin_dir / "proxy/aa-proxy", "--secure-port", aa_port, "--bind-address", "127.0.0.1",
