@@ -123,6 +123,62 @@ absl::Status parseTlsVersion(std::string_view value, int& out) {
   return invalid(value, "is not a supported TLS version (VersionTLS12, VersionTLS13)");
 }
 
+// k8s.io/component-base's cipher suite names (Go's crypto/tls names) and OpenSSL's for them.
+// TLS 1.3 suites are accepted and, as in Go, not configurable: they stay OpenSSL's defaults.
+struct CipherSuiteName {
+  const char* go;
+  const char* openssl;  // nullptr: a TLS 1.3 suite
+};
+constexpr CipherSuiteName kCipherSuites[] = {
+    {"TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "ECDHE-ECDSA-AES128-GCM-SHA256"},
+    {"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "ECDHE-RSA-AES128-GCM-SHA256"},
+    {"TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", "ECDHE-ECDSA-AES256-GCM-SHA384"},
+    {"TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", "ECDHE-RSA-AES256-GCM-SHA384"},
+    {"TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305", "ECDHE-ECDSA-CHACHA20-POLY1305"},
+    {"TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256", "ECDHE-ECDSA-CHACHA20-POLY1305"},
+    {"TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305", "ECDHE-RSA-CHACHA20-POLY1305"},
+    {"TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256", "ECDHE-RSA-CHACHA20-POLY1305"},
+    {"TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA", "ECDHE-ECDSA-AES128-SHA"},
+    {"TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA", "ECDHE-RSA-AES128-SHA"},
+    {"TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA", "ECDHE-ECDSA-AES256-SHA"},
+    {"TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA", "ECDHE-RSA-AES256-SHA"},
+    {"TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256", "ECDHE-ECDSA-AES128-SHA256"},
+    {"TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256", "ECDHE-RSA-AES128-SHA256"},
+    {"TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA", "ECDHE-RSA-DES-CBC3-SHA"},
+    {"TLS_RSA_WITH_AES_128_GCM_SHA256", "AES128-GCM-SHA256"},
+    {"TLS_RSA_WITH_AES_256_GCM_SHA384", "AES256-GCM-SHA384"},
+    {"TLS_RSA_WITH_AES_128_CBC_SHA", "AES128-SHA"},
+    {"TLS_RSA_WITH_AES_256_CBC_SHA", "AES256-SHA"},
+    {"TLS_RSA_WITH_AES_128_CBC_SHA256", "AES128-SHA256"},
+    {"TLS_RSA_WITH_3DES_EDE_CBC_SHA", "DES-CBC3-SHA"},
+    {"TLS_AES_128_GCM_SHA256", nullptr},
+    {"TLS_AES_256_GCM_SHA384", nullptr},
+    {"TLS_CHACHA20_POLY1305_SHA256", nullptr},
+};
+
+absl::Status parseCipherSuites(std::string_view value, std::string& openssl_list) {
+  std::vector<std::string> names;
+  appendList(value, names);
+  openssl_list.clear();
+  for (const std::string& name : names) {
+    const CipherSuiteName* found = nullptr;
+    for (const CipherSuiteName& suite : kCipherSuites) {
+      if (name == suite.go) {
+        found = &suite;
+      }
+    }
+    if (found == nullptr) {
+      // component-base's words.
+      return absl::InvalidArgumentError(
+          absl::StrCat("Cipher suite ", name, " not supported or doesn't exist"));
+    }
+    if (found->openssl != nullptr) {
+      absl::StrAppend(&openssl_list, openssl_list.empty() ? "" : ":", found->openssl);
+    }
+  }
+  return absl::OkStatus();
+}
+
 const std::vector<FlagSpec>& flagTable() {
   static const std::vector<FlagSpec> kFlags = {
       {"config", false, "path", "",
@@ -148,6 +204,12 @@ const std::vector<FlagSpec>& flagTable() {
        [](ProxyOptions& o, std::string_view v) { return readableFile(v, o.tls_private_key_file); }},
       {"tls-min-version", false, "string", "VersionTLS12", "Minimum TLS version supported. Possible values: VersionTLS12, VersionTLS13.",
        [](ProxyOptions& o, std::string_view v) { return parseTlsVersion(v, o.tls_min_version); }},
+      {"tls-cipher-suites", false, "strings", "",
+       "Comma-separated list of cipher suites for the server (Go's names, as kube-apiserver's "
+       "flag). If omitted, OpenSSL's defaults. TLS 1.3 suites are not configurable.",
+       [](ProxyOptions& o, std::string_view v) {
+         return parseCipherSuites(v, o.tls_cipher_list);
+       }},
       {"upstream", false, "url", "",
        "The backend to forward authorized requests to: http://host:port or unix:///path/to.sock. Required.",
        [](ProxyOptions& o, std::string_view v) -> absl::Status {

@@ -157,5 +157,20 @@ TEST(UpstreamAddress, Ipv6) {
   EXPECT_EQ(a->port, 8080);
 }
 
+TEST(Flags, CipherSuitesByGoNames) {
+  auto cl = parse({"--upstream", "http://127.0.0.1:1", "--tls-cipher-suites",
+                   "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,TLS_AES_128_GCM_SHA256,"
+                   "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256"});
+  ASSERT_TRUE(cl.ok()) << cl.status();
+  EXPECT_EQ(cl->options.tls_cipher_list,
+            "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-CHACHA20-POLY1305");
+  auto bad = parse({"--upstream", "http://127.0.0.1:1", "--tls-cipher-suites",
+                    "TLS_ECDHE_ECDSA_WITH_RC4_128_SHA2"});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message(),
+            "--tls-cipher-suites: Cipher suite TLS_ECDHE_ECDSA_WITH_RC4_128_SHA2 not supported or "
+            "doesn't exist");
+}
+
 }  // namespace
 }  // namespace aaproxy

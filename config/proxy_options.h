@@ -33,6 +33,7 @@ struct ProxyOptions {
   std::string tls_cert_file;
   std::string tls_private_key_file;
   int tls_min_version = 0;  // an OpenSSL TLS1_x_VERSION constant
+  std::string tls_cipher_list;  // --tls-cipher-suites as an OpenSSL TLS 1.2 cipher list; "" = default
   int workers = 0;          // 0 = the cgroup CPU quota, else the cores (config/cpu_quota.h)
   std::string workers_source;  // where `workers` came from, for the start-up log
 

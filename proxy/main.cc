@@ -167,6 +167,7 @@ int run(int argc, char** argv) {
   tls.key_file = options.tls_private_key_file;
   tls.min_version = options.tls_min_version;
   tls.http2 = options.http2;
+  tls.cipher_list = options.tls_cipher_list;
   auto shared = std::make_unique<SharedProxyState>(options, nullptr, *std::move(created));
   SharedProxyState* state = shared.get();
   TlsReloader tls_reloader(tls, [state](std::shared_ptr<const ServerTlsContext> context) {

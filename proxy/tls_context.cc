@@ -204,6 +204,11 @@ absl::StatusOr<std::shared_ptr<const ServerTlsContext>> ServerTlsContext::create
     return absl::InternalError(drainOpenSslErrors());
   }
   SSL_CTX_set_min_proto_version(ctx.get(), settings.min_version);
+  if (!settings.cipher_list.empty() &&
+      SSL_CTX_set_cipher_list(ctx.get(), settings.cipher_list.c_str()) != 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--tls-cipher-suites: ", drainOpenSslErrors()));
+  }
   SSL_CTX_set_options(ctx.get(), SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
   // Writes handed from our own SSL_write to the bufferevent's retry may see the bytes at a
   // different address; OpenSSL only needs the same bytes.

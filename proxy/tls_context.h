@@ -18,6 +18,7 @@ struct ServerTlsSettings {
   std::string key_file;
   int min_version = TLS1_2_VERSION;
   bool http2 = false;  // ALPN offers h2 before http/1.1
+  std::string cipher_list;  // TLS 1.2 suites in OpenSSL's syntax; empty: OpenSSL's defaults
   // PEM bundles whose CA names the handshake advertises when it asks for a client certificate.
   // Empty: no certificate is asked for. Any certificate sent completes the handshake (Go's
   // RequestClientCert, as k8s.io/apiserver serves); the authenticators verify it per request

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/time/clock.h"
 #include "authn/certificate_pool.h"
 #include "authn/test_certificates.h"
@@ -229,6 +230,36 @@ TEST_P(ServerTlsContextTest, LeafOnlyClientHasAnEmptyChainAfterResumption) {
   ASSERT_NE(leaf, nullptr);
   EXPECT_EQ(X509_cmp(leaf.get(), alice.cert.get()), 0);
   EXPECT_EQ(sk_X509_num(peerCertificateChain(resumed.server.get()).get()), 0);
+}
+
+TEST(ServerTlsContextCiphers, OnlyTheConfiguredTls12SuitesAreNegotiated) {
+  ServerTlsSettings settings;
+  settings.cipher_list = "ECDHE-ECDSA-AES256-GCM-SHA384";  // the generated cert is ECDSA
+  absl::StatusOr<std::shared_ptr<const ServerTlsContext>> ctx = ServerTlsContext::create(settings);
+  ASSERT_TRUE(ctx.ok()) << ctx.status();
+  Handshake ok = runHandshake((*ctx)->get(), TLS1_2_VERSION, nullptr);
+  ASSERT_TRUE(ok.done) << ok.error;
+  EXPECT_STREQ(SSL_get_cipher_name(ok.server.get()), "ECDHE-ECDSA-AES256-GCM-SHA384");
+
+  settings.cipher_list = "ECDHE-ECDSA-AES128-GCM-SHA256";
+  ctx = ServerTlsContext::create(settings);
+  ASSERT_TRUE(ctx.ok()) << ctx.status();
+  EXPECT_STREQ(SSL_get_cipher_name(runHandshake((*ctx)->get(), TLS1_2_VERSION, nullptr)
+                                       .server.get()),
+               "ECDHE-ECDSA-AES128-GCM-SHA256");
+  // TLS 1.3 is untouched, as Go leaves it.
+  Handshake tls13 = runHandshake((*ctx)->get(), TLS1_3_VERSION, nullptr);
+  ASSERT_TRUE(tls13.done) << tls13.error;
+  EXPECT_STREQ(SSL_get_version(tls13.server.get()), "TLSv1.3");
+}
+
+TEST(ServerTlsContextCiphers, AListOpenSslCannotUseIsAnError) {
+  ServerTlsSettings settings;
+  settings.cipher_list = "DES-CBC3-SHA";  // not in OpenSSL 3's default security level
+  absl::StatusOr<std::shared_ptr<const ServerTlsContext>> ctx = ServerTlsContext::create(settings);
+  ASSERT_FALSE(ctx.ok());
+  EXPECT_TRUE(absl::StartsWith(ctx.status().message(), "--tls-cipher-suites: "))
+      << ctx.status();
 }
 
 INSTANTIATE_TEST_SUITE_P(Versions, ServerTlsContextTest,
