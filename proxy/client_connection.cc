@@ -559,9 +559,11 @@ void ClientConnection::onUpstreamClosed(const std::string& error) {
   bool never_connected = connect_failed_ || (upstream_ && !upstream_->connected());
   connect_failed_ = false;
   bool stale_reuse = upstream_ && upstream_->reused() && !response_bytes_seen_ &&
-                     request_body_sent_ == 0 && !head_.hasBody();
+                     request_body_sent_ == 0 && !head_.hasBody() &&
+                     mayReplayOnNewConnection(head_.method, head_.headers);
   if (!response_started_ && !response_bytes_seen_ && stale_reuse) {
-    // The backend closed an idle pooled connection just as we picked it: try once on a new one.
+    // The backend closed an idle pooled connection just as we picked it: try once on a new one
+    // (only what may be sent twice: mayReplayOnNewConnection).
     AA_VLOG(4) << "retrying " << head_.method << " " << head_.target << " on a new connection";
     upstream_.reset();
     connectUpstream();

@@ -259,7 +259,8 @@ class Http2Connection::Stream : public UpstreamConnection::Handler {
     bool never_connected = connect_failed_ || (upstream_ && !upstream_->connected());
     connect_failed_ = false;
     bool stale_reuse = upstream_ && upstream_->reused() && !response_bytes_seen_ &&
-                       request_body_sent_ == 0 && !head_.hasBody();
+                       request_body_sent_ == 0 && !head_.hasBody() &&
+                       mayReplayOnNewConnection(head_.method, head_.headers);
     if (!response_submitted_ && stale_reuse) {
       upstream_.reset();  // an idle pooled connection the backend had closed: once more
       connectUpstream();
@@ -422,7 +423,7 @@ class Http2Connection::Stream : public UpstreamConnection::Handler {
     }
     evbuffer_add(upstream_->output(), upstream_request_.data(), upstream_request_.size());
     // What the client sent while admission ran, acknowledged once handed to the socket. (A
-    // stale pooled connection is retried only for requests without a body.)
+    // stale pooled connection is retried only for idempotent requests without a body.)
     evbuffer_add_buffer(upstream_->output(), pending_body_.get());
     upstream_->flush();
     if (evbuffer_get_length(upstream_->output()) < kBufferHighWatermark) {

@@ -240,6 +240,11 @@ void UpstreamPool::release(std::unique_ptr<UpstreamConnection> connection) {
   idle_.front()->idle_position_ = idle_.begin();
 }
 
+bool mayReplayOnNewConnection(std::string_view method, const HeaderMap& headers) {
+  return method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "TRACE" ||
+         headers.has("Idempotency-Key") || headers.has("X-Idempotency-Key");
+}
+
 void UpstreamPool::dropIdle(UpstreamConnection* connection) {
   // Erasing frees the bufferevent; libevent keeps it alive until the running callback returns.
   idle_.erase(connection->idle_position_);

@@ -6,9 +6,11 @@
 #include <list>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "absl/time/time.h"
 #include "config/proxy_options.h"
+#include "k8s/header_map.h"
 #include "proxy/libevent_handles.h"
 
 namespace aaproxy {
@@ -97,6 +99,13 @@ class UpstreamPool {
   // allocating. At most as many as connections ever idle at once.
   std::list<std::unique_ptr<UpstreamConnection>> spare_nodes_;
 };
+
+// Whether a request whose pooled connection turned out closed, before any response byte, may be
+// sent again on a new one. The backend may have read and acted on it before closing, so, as Go's
+// Transport (Request.isReplayable), only a request without a body whose method is GET, HEAD,
+// OPTIONS or TRACE, or that carries Idempotency-Key / X-Idempotency-Key. (The caller checks the
+// body.)
+bool mayReplayOnNewConnection(std::string_view method, const HeaderMap& headers);
 
 // High/low watermarks shared by both directions of forwarding.
 inline constexpr size_t kBufferHighWatermark = 1 << 20;
