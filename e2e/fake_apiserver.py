@@ -32,8 +32,9 @@ Files
                 "subresource": "", "name": "", "namespace": "default", "path": "/healthz",
                 "allowed": true, "denied": false, "reason": "...", "evaluationError": ""} ],
       "api_tokens": ["sa-token"],
-      "failures": {"<endpoint>": {"down": true, "slow_ms": 200, "status": 500, "retry_after": 1,
-                                  "times": 2, "both_allowed_and_denied": true}}
+      "failures": {"<endpoint>": {"down": true, "reset": true, "garbage": true, "slow_ms": 200,
+                                  "status": 500, "retry_after": 1, "times": 2,
+                                  "both_allowed_and_denied": true}}
     }
     tokens: TokenReview outcomes; an unknown token is {"authenticated": false}.
     sar: SubjectAccessReview rules, first match wins; a field that is absent or "*" matches
@@ -48,10 +49,15 @@ Files
       are checked).
     failures, per endpoint `tokenreviews`, `subjectaccessreviews`, `configmap` (GET of the
       ConfigMap and the list), `watch`: `slow_ms` (or `slow`) delays; `down` closes the connection
-      without answering; `status` answers with that code (a Status body) and a `Retry-After`
-      header when `retry_after` is set; `both_allowed_and_denied` (SAR only) answers allowed and
-      denied both true. `times`: only the first N requests to that endpoint (counted since start,
-      the last /__reset or the last change of this endpoint's failure entry) fail; absent = all.
+      without answering (a FIN after the request was read); `reset` aborts it without answering
+      (SO_LINGER 0: the client reads ECONNRESET, no TLS close_notify); `garbage` answers the
+      endpoint's success status (201 for reviews, 200 otherwise) with a body that is not JSON (a
+      watch: a 200 stream whose one event line is not JSON, then its end); `status` answers with
+      that code (a Status body) and a `Retry-After` header when `retry_after` is set;
+      `both_allowed_and_denied` (SAR only) answers allowed and denied both true. `times`: only
+      the first N requests to that endpoint (counted since start, the last /__reset or the last
+      change of this endpoint's failure entry) fail; absent = all. An entry applies to requests
+      that arrive after it is written: a watch already streaming goes on (see /__end_watches).
 
 Endpoints
   GET  /api/v1/namespaces/kube-system/configmaps/extension-apiserver-authentication
@@ -70,6 +76,9 @@ Endpoints
                     in arrival order; `connection` numbers TCP connections from 1 so tests can
                     count reuse.
   POST /__reset     clears the recording and the failure counters.
+  POST /__end_watches  ends every open watch stream (the terminating chunk), as kube-apiserver
+                    does at its watch timeout: clients re-list and re-watch, meeting whatever
+                    `configmap`/`watch` failure is injected by then. {"ended": n}.
   GET  /__healthz   "ok".
 """
 
@@ -80,6 +89,7 @@ import os
 import socket
 import socketserver
 import ssl
+import struct
 import sys
 import threading
 import time
@@ -412,6 +422,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
+    def _send_raw(self, code, body):
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _send_watch_head(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+
     def _client_cn(self):
         try:
             cert = self.connection.getpeercert()
@@ -450,6 +473,26 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.connection.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+            return True, failure
+        if failure.get("reset"):
+            # The socket is closed for real once the handler's files are (finish()): with
+            # SO_LINGER 0 that close is an RST instead of a FIN.
+            self.close_connection = True
+            try:
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                           struct.pack("ii", 1, 0))
+                self.connection.close()
+            except OSError:
+                pass
+            return True, failure
+        if failure.get("garbage"):
+            if endpoint == "watch":
+                self._send_watch_head()
+                line = b"{not a watch event\n"
+                self.wfile.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(line), line))
+            else:
+                code = 201 if endpoint in ("tokenreviews", "subjectaccessreviews") else 200
+                self._send_raw(code, b'{"kind": "garbage", this is not JSON')
             return True, failure
         if failure.get("status"):
             code = int(failure["status"])
@@ -498,6 +541,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.server.recorder.reset()
             self.server.policy.reset_counters()
             return self._send_json(200, {"reset": True})
+        if url.path == "/__end_watches" and self.command == "POST":
+            return self._send_json(200, {"ended": self.server.end_watches()})
         if url.path == "/__healthz":
             return self._send_json(200, "ok")
 
@@ -639,10 +684,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         timeout = float((query.get("timeoutSeconds") or ["0"])[0] or 0)
         deadline = time.time() + timeout if timeout > 0 else None
         since = (query.get("resourceVersion") or [""])[0]
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
+        self._send_watch_head()
+        with self.server.connection_lock:
+            generation = self.server.watch_generation
+            self.server.open_watches += 1
         with state.cond:
             sent_rv = state.resource_version
             if since in ("", "0"):
@@ -656,7 +701,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 pending = [{"type": t, "object": o} for rv, t, o in state.events if rv > since_rv]
             pending = [e for e in pending if match(e["object"])]
         try:
-            while not self.server.stopping.is_set():
+            while (not self.server.stopping.is_set() and
+                   self.server.watch_generation == generation):
                 for event in pending:
                     line = (json.dumps(event) + "\n").encode("utf-8")
                     self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
@@ -675,6 +721,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
             self.close_connection = True
+        finally:
+            with self.server.connection_lock:
+                self.server.open_watches -= 1
 
 
 class FakeApiServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
@@ -691,6 +740,15 @@ class FakeApiServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
         self.stopping = threading.Event()
         self.connection_lock = threading.Lock()
         self.next_connection_id = 0
+        # Bumped by /__end_watches: streams started in an older generation end.
+        self.watch_generation = 0
+        self.open_watches = 0
+
+    def end_watches(self):
+        """Ends the open watch streams within one poll (0.2 s); returns how many were open."""
+        with self.connection_lock:
+            self.watch_generation += 1
+            return self.open_watches
 
     def finish_request(self, request, client_address):
         # The TLS handshake runs on the connection's own thread, never on the accept loop.

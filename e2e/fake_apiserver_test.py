@@ -6,6 +6,7 @@ generate its certificates."""
 import http.client
 import json
 import os
+import socket
 import ssl
 import subprocess
 import sys
@@ -284,6 +285,82 @@ class FakeApiServerTest(unittest.TestCase):
                                        {"spec": {"user": "a"}})
         self.assertGreaterEqual(time.monotonic() - start, 0.3)
         self.assertEqual(json.loads(payload)["status"], {"allowed": True, "denied": True})
+
+    def raw_ending(self, path):
+        """Sends one POST over TLS (through memory BIOs, so that the socket reads are ours) and
+        reads until the connection ends: "eof" (a FIN) or "reset" (an RST), and the bytes of
+        application data that came before."""
+        sock = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls = self.ctx.wrap_bio(incoming, outgoing, server_hostname="127.0.0.1")
+        data = b""
+        try:
+            while True:
+                try:
+                    tls.do_handshake()
+                    break
+                except ssl.SSLWantReadError:
+                    sock.sendall(outgoing.read())
+                    incoming.write(sock.recv(65536))
+            body = b'{"spec": {}}'
+            tls.write(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" %
+                      (path.encode(), len(body), body))
+            sock.sendall(outgoing.read())
+            while True:
+                try:
+                    chunk = sock.recv(65536)
+                except ConnectionResetError:
+                    return "reset", data
+                if not chunk:
+                    return "eof", data
+                incoming.write(chunk)
+                try:
+                    data += tls.read(65536)
+                except (ssl.SSLWantReadError, ssl.SSLZeroReturnError):
+                    pass
+        finally:
+            sock.close()
+
+    def test_failure_injection_reset_is_an_rst_and_down_a_close(self):
+        write_json(self.policy_file, {"failures": {"tokenreviews": {"reset": True},
+                                                   "subjectaccessreviews": {"down": True}}})
+        self.assertEqual(self.raw_ending("/apis/authentication.k8s.io/v1/tokenreviews"),
+                         ("reset", b""))
+        self.assertEqual(self.raw_ending("/apis/authorization.k8s.io/v1/subjectaccessreviews"),
+                         ("eof", b""))
+        self.assertEqual(len(self.recorded()), 2)  # both requests were read before the fault
+
+    def test_failure_injection_garbage_bodies(self):
+        write_json(self.cm_file, {"k": "1"})
+        write_json(self.policy_file, {"failures": {
+            "tokenreviews": {"garbage": True}, "subjectaccessreviews": {"garbage": True},
+            "configmap": {"garbage": True}, "watch": {"garbage": True}}})
+        for method, path, code in (
+                ("POST", "/apis/authentication.k8s.io/v1/tokenreviews", 201),
+                ("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", 201),
+                ("GET", self.CM, 200)):
+            status, headers, payload = self.call(method, path, {"spec": {}})
+            self.assertEqual((status, headers["Content-Type"]), (code, "application/json"))
+            with self.assertRaises(ValueError):
+                json.loads(payload)
+        status, headers, payload = self.call("GET", self.WATCH)
+        self.assertEqual((status, headers["Transfer-Encoding"]), (200, "chunked"))
+        self.assertEqual(payload, b"{not a watch event\n")
+
+    def test_end_watches_ends_open_streams(self):
+        write_json(self.cm_file, {"k": "1"})
+        conn = self.connect()
+        conn.request("GET", self.WATCH)
+        resp = conn.getresponse()
+        self.assertEqual(json.loads(resp.readline())["type"], "ADDED")
+        _, _, payload = self.call("POST", "/__end_watches")
+        self.assertEqual(json.loads(payload), {"ended": 1})
+        self.assertEqual(resp.read(), b"")  # the terminating chunk: a clean end
+        # The connection stays usable, and a new watch streams again.
+        conn.request("GET", self.WATCH)
+        resp = conn.getresponse()
+        self.assertEqual(json.loads(resp.readline())["object"]["data"], {"k": "1"})
+        conn.close()
 
     def test_api_tokens_and_client_certs(self):
         write_json(self.policy_file, {"api_tokens": ["sa-token"]})

@@ -13,6 +13,7 @@
 #include <openssl/x509v3.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstring>
 
@@ -323,6 +324,11 @@ class ApiServerClient::Connection {
       // this point a dirty close must stay an error so that errno says why connecting failed.)
       connected_ = true;
       bufferevent_openssl_set_allow_dirty_shutdown(bev_, 1);
+#ifdef SSL_OP_IGNORE_UNEXPECTED_EOF
+      // OpenSSL 3 reports such a close as an error of its own ("unexpected eof while reading"),
+      // which libevent passes on as one: make it the dirty EOF allowed above.
+      SSL_set_options(bufferevent_openssl_get_ssl(bev_), SSL_OP_IGNORE_UNEXPECTED_EOF);
+#endif
       return;
     }
     if ((what & BEV_EVENT_EOF) && active_ != nullptr && received_bytes_) {
@@ -366,6 +372,10 @@ class ApiServerClient::Connection {
     } else if (!connected_) {
       error = absl::UnavailableError(
           absl::StrCat(client_.server_label_, ": connection closed during the TLS handshake"));
+    } else if (socket_error == ECONNRESET) {
+      // libevent reports a reset after the handshake as the dirty EOF allowed above.
+      error = absl::UnavailableError(
+          absl::StrCat(client_.server_label_, ": ", evutil_socket_error_to_string(socket_error)));
     } else {
       error = absl::UnavailableError(
           absl::StrCat(client_.server_label_, ": connection closed before the response"));

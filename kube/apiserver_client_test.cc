@@ -228,6 +228,25 @@ TEST_F(ApiServerClientTest, ClosedConnectionIsRetried) {
   EXPECT_EQ(client.stats().connections_opened, 2u);
 }
 
+TEST_F(ApiServerClientTest, CloseAndResetWithoutAnAnswerSayWhichItWas) {
+  // After the handshake: a close without close_notify (OpenSSL 3 calls it an unexpected eof) and
+  // a reset, each on a fresh connection every attempt.
+  ApiServerClientOptions options = fastOptions();
+  options.backoff.steps = 2;
+  ApiServerClient& client = makeClient(server_->clientConfig(), options);
+  const std::string server = absl::StrCat("kube-apiserver https://127.0.0.1:", server_->port());
+  server_->writePolicy(R"({"failures": {"tokenreviews": {"down": true}}})");
+  absl::StatusOr<ApiResponse> r =
+      send(client, "POST", kTokenReviewPath, R"({"spec":{"token":"x"}})");
+  EXPECT_EQ(r.status(), absl::UnavailableError(absl::StrCat(
+                            server, ": connection closed before the response (after 2 attempts)")));
+  server_->writePolicy(R"({"failures": {"tokenreviews": {"reset": true}}})");
+  r = send(client, "POST", kTokenReviewPath, R"({"spec":{"token":"x"}})");
+  EXPECT_EQ(r.status(), absl::UnavailableError(absl::StrCat(
+                            server, ": Connection reset by peer (after 2 attempts)")));
+  EXPECT_EQ(recorded().size(), 4u);
+}
+
 TEST_F(ApiServerClientTest, DeadPooledConnectionIsReplacedAtOnce) {
   ApiServerClientOptions options = fastOptions();
   options.backoff.initial = absl::Seconds(5);  // a counted retry would take this long
