@@ -19,6 +19,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+from http2_frames_test import (DATA, END_HEADERS, END_STREAM, HEADERS, H2Client,  # noqa: E402
+                               frame, hpack, request_fields)
 from proxy_test import ProxyTestBase  # noqa: E402
 from sample_backend_test import GV, LIST_DEFAULT  # noqa: E402
 
@@ -196,6 +198,32 @@ class Http2Test(ProxyTestBase):
         harness.wait_until(lambda: subject_cn() == "second.example", timeout=10,
                            what="new connections to get the new certificate")
         self.assertEqual(self.get(GV, extra=["--http2"]).status, 200)
+
+    def post_with_trailers(self, extra, trailers):
+        """/debug/body's report of a 5-byte POST with `extra` fields, ended by `trailers`."""
+        client = H2Client(self.port, self.alice)
+        self.addCleanup(client.sock.close)
+        client.send(frame(HEADERS, END_HEADERS, 1,
+                          hpack(request_fields("/debug/body", "POST", extra))),
+                    frame(DATA, 0, 1, b"hello"),
+                    frame(HEADERS, END_HEADERS | END_STREAM, 1, hpack(trailers)))
+        status, body, error = client.response(1)
+        self.assertEqual((status, error), (200, None), body)
+        return json.loads(body)
+
+    def test_announced_trailers_make_a_sized_upload_chunked(self):
+        # A Content-Length body cannot carry trailers to the backend: one whose request announces
+        # trailers goes chunked (the length is dropped), as Go's transport sends it.
+        report = self.post_with_trailers([("content-length", "5"), ("trailer", "x-checksum")],
+                                         [("x-checksum", "abc")])
+        self.assertEqual((report["transferEncoding"], report["contentLength"], report["length"]),
+                         ("chunked", "", 5))
+        self.assertEqual(report["trailers"], [["X-Checksum", "abc"]])
+        # Unannounced, the upload keeps its length; trailers that then come have nowhere to go.
+        report = self.post_with_trailers([("content-length", "5")], [("x-checksum", "abc")])
+        self.assertEqual((report["transferEncoding"], report["contentLength"], report["length"]),
+                         ("", "5", 5))
+        self.assertNotIn("trailers", report)
 
     def test_connection_preface_garbage_is_refused(self):
         # A client that negotiated h2 and then speaks HTTP/1.1 gets a GOAWAY and a close.

@@ -22,6 +22,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+from http2_frames_test import (DATA, END_HEADERS, END_STREAM, HEADERS, H2Client,  # noqa: E402
+                               frame, hpack, request_fields)
 from sample_backend_test import (API_GROUP, API_GROUP_LIST, DISCOVERY, GET_TEAM_A_X, GV,  # noqa: E402
                                  LIST_DEFAULT, NOT_FOUND, pattern_sha256, watch_event)
 
@@ -418,6 +420,136 @@ class ProxyDataPlaneTest(ProxyTestBase):
     def test_http10_client(self):
         result = self.get(GV + "/namespaces/default/samples", http10=True)
         self.assertEqual((result.status, result.body), (200, LIST_DEFAULT))
+
+
+class ProxyTrailersTest(ProxyTestBase):
+    """Trailers both ways, as Go's httputil.ReverseProxy forwards them: over HTTP/1.1 a chunked
+    body's trailer section, over HTTP/2 a HEADERS frame after the DATA. Fields that may not be
+    trailers (httpguts.ValidTrailerHeader, hop-by-hop) are dropped, and so are identity,
+    impersonation and credential fields in a request's trailers."""
+
+    # What the backend sends after /debug/trailers' body: two trailers to forward, and fields a
+    # trailer section must not carry.
+    RESPONSE_TRAILERS = "X-Checksum=abc123&Grpc-Status=0&Content-Type=text%2Fevil&Host=evil"
+
+    def curl_with_trailers(self, path: str):
+        """(status, header lines, body, trailer lines) as curl reports them."""
+        headers_file = self.tmp / "curl-headers"
+        body_file = self.tmp / "curl-body"
+        proc = subprocess.run(
+            ["curl", "-sS", "--max-time", "10", "--http2" if harness.HTTP2 else "--http1.1",
+             *self.alice.args(), "-D", str(headers_file), "-o", str(body_file),
+             "-w", "%{http_code} %{http_version}", self.url + path],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=20)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        status, version = proc.stdout.decode().split()
+        self.assertEqual(version, "2" if harness.HTTP2 else "1.1")
+        # curl writes the trailers to the header dump after the head's blank line.
+        head, _, trailer_text = headers_file.read_bytes().decode("latin-1").partition("\r\n\r\n")
+
+        def lines(text):
+            return [(n.strip(), v.strip()) for n, _, v in
+                    (line.partition(":") for line in text.splitlines()[:] if ":" in line)]
+
+        return int(status), lines(head.split("\r\n", 1)[1]), body_file.read_bytes(), \
+            lines(trailer_text)
+
+    def test_response_trailers_reach_the_client(self):
+        status, headers, body, trailers = self.curl_with_trailers(
+            "/debug/trailers?" + self.RESPONSE_TRAILERS)
+        self.assertEqual((status, body), (200, b"trailers follow\n"))
+        self.assertEqual(trailers, [("x-checksum" if harness.HTTP2 else "X-Checksum", "abc123"),
+                                    ("grpc-status" if harness.HTTP2 else "Grpc-Status", "0")])
+        # Announced as Go's ReverseProxy does, naming only what is forwarded.
+        self.assertEqual([v for n, v in headers if n.lower() == "trailer"],
+                         ["X-Checksum, Grpc-Status"])
+        # The forwarded response itself is the backend's: its own Content-Type, no stray Host.
+        self.assertEqual([v for n, v in headers if n.lower() == "content-type"], ["text/plain"])
+
+    def test_response_without_trailers_is_unchanged(self):
+        status, headers, body, trailers = self.curl_with_trailers("/debug/trailers")
+        self.assertEqual((status, body, trailers), (200, b"trailers follow\n", []))
+        self.assertNotIn("trailer", [n.lower() for n, _ in headers])
+
+    def send_with_trailers(self, path: str, body: bytes, trailers, headers=()):
+        """(status, body) of a POST whose body ends with `trailers`: a chunked body's trailer
+        section over HTTP/1.1, a HEADERS frame after the DATA over HTTP/2."""
+        if harness.HTTP2:
+            client = H2Client(self.port, self.alice)
+            self.addCleanup(client.sock.close)
+            self.assertEqual(client.alpn, "h2")
+            lower = [(n.lower(), v) for n, v in headers]
+            client.send(frame(HEADERS, END_HEADERS, 1, hpack(request_fields(path, "POST", lower))),
+                        frame(DATA, 0, 1, body),
+                        frame(HEADERS, END_HEADERS | END_STREAM, 1,
+                              hpack([(n.lower(), v) for n, v in trailers])))
+            status, data, error = client.response(1)
+            self.assertIsNone(error)
+            return status, data
+        with harness.tls_connect(self.port, self.alice, timeout=10) as s:
+            s.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n".encode() +
+                      b"".join(f"{n}: {v}\r\n".encode() for n, v in headers) +
+                      b"Transfer-Encoding: chunked\r\n\r\n" +
+                      f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n" +
+                      b"".join(f"{n}: {v}\r\n".encode() for n, v in trailers) + b"\r\n")
+            head, rest = harness.read_http_head(s, timeout=10)
+            length = int(re.search(rb"(?im)^content-length: *(\d+)", head).group(1))
+            return int(head.split()[1]), harness.recv_exactly(s, length, rest, timeout=10)
+
+    def body_report(self, trailers, headers=()):
+        status, body = self.send_with_trailers("/debug/body", b"hello", trailers, headers)
+        self.assertEqual(status, 200, body)
+        return json.loads(body)
+
+    def test_request_trailers_reach_the_backend(self):
+        report = self.body_report([("X-Checksum", "abc123"), ("Server-Timing", "total;dur=5"),
+                                   ("Content-Type", "text/evil"), ("Host", "evil"),
+                                   ("Expect", "100-continue")])
+        self.assertEqual(report, {
+            "length": 5, "sha256": hashlib.sha256(b"hello").hexdigest(),
+            "transferEncoding": "chunked", "contentLength": "",
+            "trailers": [["X-Checksum", "abc123"], ["Server-Timing", "total;dur=5"]]})
+
+    def test_request_without_trailers_reports_none(self):
+        report = self.body_report([])
+        self.assertEqual(report, {"length": 5, "sha256": hashlib.sha256(b"hello").hexdigest(),
+                                  "transferEncoding": "chunked", "contentLength": ""})
+
+    def test_identity_trailers_never_reach_the_backend(self):
+        # A client must not smuggle an identity to the backend in a trailer: neither the
+        # front-proxy names (built in or configured), nor impersonation, nor credentials, and
+        # not in the Trailer announcement either. One allowed trailer shows trailers do flow.
+        self.proxy.stop()
+        self.backend.stop()
+        self.backend = self.start_backend(log_headers=True)
+        self.proxy = self.start_proxy(self.backend.upstream, [
+            "--requestheader-username-headers", "X-Custom-User",
+            "--requestheader-group-headers", "X-Custom-Group",
+            "--requestheader-extra-headers-prefix", "X-Custom-Extra-"])
+        smuggled = [("X-Remote-User", "system:admin"), ("X-Remote-Group", "system:masters"),
+                    ("X-Remote-Uid", "0"), ("X-Remote-Extra-Scopes", "all"),
+                    ("Impersonate-User", "system:admin"), ("Impersonate-Group", "system:masters"),
+                    ("Impersonate-Uid", "0"), ("Impersonate-Extra-Scopes", "all"),
+                    ("Authorization", "Bearer stolen"), ("X-Custom-User", "system:admin"),
+                    ("X-Custom-Group", "system:masters"), ("X-Custom-Extra-Scopes", "all")]
+        announced = ", ".join(["X-Checksum"] + [n for n, _ in smuggled])
+        report = self.body_report([("X-Checksum", "abc123")] + smuggled,
+                                  headers=[("Trailer", announced)])
+        self.assertEqual(report["trailers"], [["X-Checksum", "abc123"]])
+        # What the backend saw in the head: alice, and an announcement of the one trailer.
+        logged = re.findall(r"^sample-backend: headers (.*)$", self.backend.process.log_text(),
+                            re.MULTILINE)
+        head = [json.loads(line) for line in logged if '"/debug/body"' in line][-1]["headers"]
+
+        def values(name):
+            return [v for n, v in head if n.lower() == name.lower()]
+
+        self.assertEqual(values("X-Remote-User"), ["alice"])
+        self.assertEqual(values("Trailer"), ["X-Checksum"])
+        for name, value in head + report["trailers"]:
+            self.assertNotIn("system:admin", value, f"{name}: {value}")
+            self.assertNotIn("system:masters", value, f"{name}: {value}")
+            self.assertNotIn("stolen", value, f"{name}: {value}")
 
 
 class ProxyUnixUpstreamTest(ProxyTestBase):

@@ -201,6 +201,32 @@ class SampleBackendCases:
                 s.sendall(message)
                 self.assertEqual(harness.recv_exactly(s, len(message)), message)
 
+    def test_trailers_follow_the_last_chunk(self):
+        with self.connect() as s:
+            s.sendall(b"GET /debug/trailers?X-Checksum=abc&Grpc-Status=0 HTTP/1.1\r\nHost: x\r\n"
+                      b"Connection: close\r\n\r\n")
+            data = harness.recv_exactly(s, 1 << 16)
+        self.assertEqual(data, b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                               b"X-Content-Type-Options: nosniff\r\n"
+                               b"Trailer: X-Checksum, Grpc-Status\r\n"
+                               b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                               b"10\r\ntrailers follow\n\r\n"
+                               b"0\r\nX-Checksum: abc\r\nGrpc-Status: 0\r\n\r\n")
+
+    def test_request_trailers_are_reported_apart_from_the_headers(self):
+        with self.connect() as s:
+            s.sendall(b"POST /debug/body HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                      b"\r\n5\r\nhello\r\n0\r\nX-Checksum: abc\r\nX-Other: 1\r\n\r\n"
+                      b"GET /debug/headers HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            data = harness.recv_exactly(s, 1 << 16)
+        first, _, second = data.partition(b"HTTP/1.1 200 OK\r\n")[2].partition(b"HTTP/1.1 ")
+        self.assertEqual(json.loads(first.partition(b"\r\n\r\n")[2]), {
+            "length": 5, "sha256": hashlib.sha256(b"hello").hexdigest(),
+            "transferEncoding": "chunked", "contentLength": "",
+            "trailers": [["X-Checksum", "abc"], ["X-Other", "1"]]})
+        names = [n for n, _ in json.loads(second.partition(b"\r\n\r\n")[2])["headers"]]
+        self.assertEqual(names, ["Host", "Connection"])
+
     def test_echo_without_upgrade_is_400(self):
         self.assertEqual(self.get("/debug/echo").status, 400)
 

@@ -61,6 +61,11 @@ class RequestAdmission {
   // `loop`'s thread. The caller guarantees nothing about `head` after admit() returns.
   virtual void admit(RequestHead& head, const ConnectionInfo& connection, Dispatcher& loop,
                      std::function<void(AdmissionVerdict)> done) = 0;
+
+  // Removes from a forwarded request's trailer fields what admit() removes from heads
+  // (credentials, identity and impersonation fields, the configured request-header names), so
+  // that no trailer carries them to the backend. Call on `loop`'s thread.
+  virtual void stripTrailers(HeaderMap& trailers, Dispatcher& loop) = 0;
 };
 
 }  // namespace aaproxy

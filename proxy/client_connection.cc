@@ -304,7 +304,7 @@ int ClientConnection::onRequestHeaderField(http_parser* p, const char* at, size_
     c->parse_error_status_ = 431;
     return 1;
   }
-  c->request_lines_.field(c->head_.headers, at, len);
+  c->request_lines_.field(c->head_.headers, c->head_.trailers, at, len);
   return 0;
 }
 
@@ -315,7 +315,7 @@ int ClientConnection::onRequestHeaderValue(http_parser* p, const char* at, size_
     c->parse_error_status_ = 431;
     return 1;
   }
-  c->request_lines_.value(c->head_.headers, at, len);
+  c->request_lines_.value(c->head_.headers, c->head_.trailers, at, len);
   return 0;
 }
 
@@ -354,7 +354,7 @@ int ClientConnection::onRequestBody(http_parser* p, const char* at, size_t len) 
 int ClientConnection::onRequestMessageComplete(http_parser* p) {
   ClientConnection* c = fromParser(p);
   if (c->phase_ == Phase::kForwarding && c->upstream_ && c->head_.chunked) {
-    evbuffer_add(c->upstream_->output(), "0\r\n\r\n", 5);
+    c->writeLastChunk(c->upstream_->output(), c->head_.trailers, c->head_.headers, true);
   }
   c->request_pause_ = PauseReason::kMessageComplete;
   http_parser_pause(p, 1);
@@ -508,6 +508,12 @@ void ClientConnection::startForwarding(const UserInfo& user) {
       evbuffer_add(out_.get(), "HTTP/1.1 100 Continue\r\n\r\n", 25);
       flushDownstream();
     }
+  }
+  if (head_.chunked && head_.headers.has("Trailer")) {
+    // Announce only the trailers that may be forwarded (see writeLastChunk).
+    HeaderMap announced = forwardableTrailerNames(head_.headers);
+    worker_.admission().stripTrailers(announced, worker_.loop());
+    appendTrailerAnnouncement(announced, identity_lines_);
   }
   serializeUpstreamRequest(head_, peer_ip_, identity_lines_, upstream_request_);
   phase_ = Phase::kForwarding;
@@ -678,13 +684,13 @@ int ClientConnection::onResponseStatus(http_parser* p, const char* at, size_t le
 
 int ClientConnection::onResponseHeaderField(http_parser* p, const char* at, size_t len) {
   ClientConnection* c = fromParser(p);
-  c->response_lines_.field(c->response_head_.headers, at, len);
+  c->response_lines_.field(c->response_head_.headers, c->response_head_.trailers, at, len);
   return 0;
 }
 
 int ClientConnection::onResponseHeaderValue(http_parser* p, const char* at, size_t len) {
   ClientConnection* c = fromParser(p);
-  c->response_lines_.value(c->response_head_.headers, at, len);
+  c->response_lines_.value(c->response_head_.headers, c->response_head_.trailers, at, len);
   return 0;
 }
 
@@ -747,11 +753,26 @@ int ClientConnection::onResponseMessageComplete(http_parser* p) {
     return 0;
   }
   if (c->framing_ == BodyFraming::kChunked) {
-    evbuffer_add(c->out_.get(), "0\r\n\r\n", 5);
+    c->writeLastChunk(c->out_.get(), c->response_head_.trailers, c->response_head_.headers, false);
   }
   c->response_paused_ = true;
   http_parser_pause(p, 1);
   return 0;
+}
+
+void ClientConnection::writeLastChunk(evbuffer* out, HeaderMap& trailers, const HeaderMap& head,
+                                      bool request) {
+  if (trailers.empty()) {
+    evbuffer_add(out, "0\r\n\r\n", 5);  // the usual body: nothing to build
+    return;
+  }
+  if (request) {
+    // A client must not pass an identity (or credentials) to the backend in a trailer.
+    worker_.admission().stripTrailers(trailers, worker_.loop());
+  }
+  std::string last;
+  appendLastChunk(trailers, head, last);
+  evbuffer_add(out, last.data(), last.size());
 }
 
 void ClientConnection::onResponseComplete() {

@@ -96,6 +96,9 @@ class ClientConnection : public UpstreamConnection::Handler,
   void respondWithStatus(int status, std::string_view reason, std::string_view message);
   void onRequestComplete();
   void onResponseComplete();
+  // The last chunk of a re-chunked body and the trailers that may be forwarded with it; a
+  // request's lose what admission strips from heads first.
+  void writeLastChunk(evbuffer* out, HeaderMap& trailers, const HeaderMap& head, bool request);
   void finishCycle();
   void enterTunnel();
   // Tunnel pumps: move what one side sent to the other, pausing the reader at the watermark.
@@ -149,7 +152,7 @@ class ClientConnection : public UpstreamConnection::Handler,
   uint64_t request_seq_ = 0;
   uint64_t request_body_sent_ = 0;
   std::string upstream_request_;  // kept for one retry on a stale pooled connection
-  std::string identity_lines_;    // X-Remote-* lines of the request being forwarded
+  std::string identity_lines_;    // X-Remote-* (and Trailer) lines the proxy adds to the client's
   DownstreamResponse downstream_response_;  // the response head being written; buffer reused
   absl::Time request_start_;
   std::string user_name_;

@@ -158,6 +158,7 @@ class DelegatedAdmission::Impl {
   void detach(Dispatcher& loop);
   void admit(RequestHead& head, const ConnectionInfo& connection, Dispatcher& loop,
              std::function<void(AdmissionVerdict)> done);
+  void stripTrailers(HeaderMap& trailers, Dispatcher& loop);
 
  private:
   void reviewToken(LoopState& state, Dispatcher& loop,
@@ -327,6 +328,17 @@ void DelegatedAdmission::Impl::admit(RequestHead& head, const ConnectionInfo& co
     return;
   }
   onAuthenticated(state, loop, std::move(decision), std::move(request));
+}
+
+void DelegatedAdmission::Impl::stripTrailers(HeaderMap& trailers, Dispatcher& loop) {
+  auto it = loops_.find(&loop);
+  if (it == loops_.end() || !it->second->authn) {
+    trailers.clear();  // no names to go by: forward none
+    return;
+  }
+  // The same removals as admit()'s on the head, with the names configured now.
+  stripIdentityHeaders(trailers, it->second->authn->header_names);
+  removeImpersonationHeaders(trailers);
 }
 
 void DelegatedAdmission::Impl::reviewToken(LoopState& state, Dispatcher& loop,
@@ -613,6 +625,10 @@ absl::Status DelegatedAdmission::updateAuthentication(
 void DelegatedAdmission::admit(RequestHead& head, const ConnectionInfo& connection,
                                Dispatcher& loop, std::function<void(AdmissionVerdict)> done) {
   impl_->admit(head, connection, loop, std::move(done));
+}
+
+void DelegatedAdmission::stripTrailers(HeaderMap& trailers, Dispatcher& loop) {
+  impl_->stripTrailers(trailers, loop);
 }
 
 }  // namespace aaproxy

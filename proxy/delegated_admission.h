@@ -53,6 +53,7 @@ class DelegatedAdmission : public RequestAdmission {
 
   void admit(RequestHead& head, const ConnectionInfo& connection, Dispatcher& loop,
              std::function<void(AdmissionVerdict)> done) override;
+  void stripTrailers(HeaderMap& trailers, Dispatcher& loop) override;
 
  private:
   class Impl;

@@ -122,6 +122,19 @@ class Http2Connection::Stream : public UpstreamConnection::Handler {
     head_.headers.add(canonicalHeaderName(name), std::string(value));
   }
 
+  // A field of the request's trailer section (HEADERS after DATA); false when the section is
+  // larger than --max-header-bytes allows (the stream is then reset).
+  bool addTrailer(std::string_view name, std::string_view value) {
+    trailer_bytes_ += name.size() + value.size() + 32;
+    if (trailer_bytes_ > conn_.worker_.options().max_header_bytes) {
+      return false;
+    }
+    // nghttp2 refuses pseudo-header fields in trailers; connection-specific ones are filtered
+    // with the rest when the section is written (appendLastChunk).
+    head_.trailers.add(canonicalHeaderName(name), std::string(value));
+    return true;
+  }
+
   void onHeadersComplete(bool end_stream) {
     request_complete_ = end_stream;
     // :authority wins over a Host field, as in Go's server.
@@ -138,8 +151,10 @@ class Http2Connection::Stream : public UpstreamConnection::Handler {
         head_.content_length = n;
       }
     }
-    // A body of unknown length goes to the backend chunked; none at all, without framing.
-    head_.chunked = !end_stream && !head_.content_length.has_value();
+    // A body of unknown length goes to the backend chunked; none at all, without framing. So
+    // does one that announces trailers (which only a chunked body can carry to the backend).
+    head_.chunked =
+        !end_stream && (!head_.content_length.has_value() || head_.headers.has("Trailer"));
     audit_id_ = std::string(head_.headers.get("Audit-ID").value_or(""));
     if (header_overflow_) {
       // The HTTP/1.1 path's answer, word for word.
@@ -182,7 +197,15 @@ class Http2Connection::Stream : public UpstreamConnection::Handler {
     if (head_.chunked) {
       evbuffer* out = state_ == State::kForwarding && upstream_ ? upstream_->output()
                                                                 : pending_body_.get();
-      evbuffer_add(out, "0\r\n\r\n", 5);
+      if (head_.trailers.empty()) {
+        evbuffer_add(out, "0\r\n\r\n", 5);
+      } else {
+        // A client must not pass an identity (or credentials) to the backend in a trailer.
+        conn_.worker_.admission().stripTrailers(head_.trailers, conn_.worker_.loop());
+        std::string last;
+        appendLastChunk(head_.trailers, head_.headers, last);
+        evbuffer_add(out, last.data(), last.size());
+      }
       if (state_ == State::kForwarding && upstream_) {
         upstream_->flush();
       }
@@ -214,7 +237,7 @@ class Http2Connection::Stream : public UpstreamConnection::Handler {
     }
   }
 
-  // nghttp2 asks for response body bytes.
+  // nghttp2 asks for response body bytes (the peer's flow-control windows allowing).
   ssize_t readBody(uint8_t* buf, size_t length, uint32_t* flags) {
     size_t available = evbuffer_get_length(body_.get());
     if (available == 0 && !body_eof_) {
@@ -226,11 +249,35 @@ class Http2Connection::Stream : public UpstreamConnection::Handler {
     }
     if (body_eof_ && evbuffer_get_length(body_.get()) == 0) {
       *flags |= NGHTTP2_DATA_FLAG_EOF;
+      if (response_complete_ && !response_.trailers.empty()) {
+        submitTrailers(flags);
+      }
     }
     if (reading_paused_ && evbuffer_get_length(body_.get()) < kStreamBufferHigh / 2) {
       conn_.resume_reading_.push_back(id_);
     }
     return n;
+  }
+
+  // The backend's trailers as a HEADERS frame with END_STREAM after the last DATA frame (which
+  // then does not end the stream), as nghttp2 lets a data source do.
+  void submitTrailers(uint32_t* flags) {
+    std::vector<std::pair<std::string, std::string>> fields;
+    appendHttp2TrailerFields(response_.trailers, response_.headers, fields);
+    if (fields.empty()) {
+      return;
+    }
+    std::vector<nghttp2_nv> nva;
+    nva.reserve(fields.size());
+    for (const auto& [name, value] : fields) {
+      nva.push_back(makeNv(name, value));
+    }
+    int rv = nghttp2_submit_trailer(conn_.session_, id_, nva.data(), nva.size());
+    if (rv == 0) {
+      *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+    } else {
+      AA_VLOG(2) << "stream " << id_ << ": cannot submit trailers: " << nghttp2_strerror(rv);
+    }
   }
 
   void resumeReading() {
@@ -311,12 +358,12 @@ class Http2Connection::Stream : public UpstreamConnection::Handler {
   }
   static int onResponseHeaderField(http_parser* p, const char* at, size_t len) {
     Stream* s = fromParser(p);
-    s->response_lines_.field(s->response_.headers, at, len);
+    s->response_lines_.field(s->response_.headers, s->response_.trailers, at, len);
     return 0;
   }
   static int onResponseHeaderValue(http_parser* p, const char* at, size_t len) {
     Stream* s = fromParser(p);
-    s->response_lines_.value(s->response_.headers, at, len);
+    s->response_lines_.value(s->response_.headers, s->response_.trailers, at, len);
     return 0;
   }
   static int onResponseHeadersComplete(http_parser* p);
@@ -404,6 +451,11 @@ class Http2Connection::Stream : public UpstreamConnection::Handler {
       respondWithStatus(502, "InternalError",
                         absl::StrCat("cannot forward the request: ", s.message()));
       return;
+    }
+    if (head_.chunked && head_.headers.has("Trailer")) {
+      HeaderMap announced = forwardableTrailerNames(head_.headers);
+      conn_.worker_.admission().stripTrailers(announced, conn_.worker_.loop());
+      appendTrailerAnnouncement(announced, identity);
     }
     serializeUpstreamRequest(head_, conn_.info_.peer_ip, identity, upstream_request_);
     state_ = State::kForwarding;
@@ -575,6 +627,7 @@ class Http2Connection::Stream : public UpstreamConnection::Handler {
   std::string host_;
   std::string cookie_;
   size_t header_bytes_ = 0;
+  size_t trailer_bytes_ = 0;
   bool header_overflow_ = false;
   bool request_complete_ = false;
   EvBufferPtr pending_body_;  // DATA received during admission (already framed for HTTP/1.1)
@@ -632,8 +685,8 @@ int Http2Connection::Stream::onResponseHeadersComplete(http_parser* p) {
   }
   const bool is_head = s->head_.method == "HEAD";
   const bool body_allowed = !is_head && head.status != 204 && head.status != 304;
-  s->framing_until_close_ = body_allowed && (p->flags & F_CHUNKED) == 0 &&
-                            !head.headers.has("Content-Length");
+  head.chunked = (p->flags & F_CHUNKED) != 0;
+  s->framing_until_close_ = body_allowed && !head.chunked && !head.headers.has("Content-Length");
   std::vector<std::pair<std::string, std::string>> fields;
   fields.emplace_back(":status", std::to_string(head.status));
   appendHttp2ResponseFields(head, fields);
@@ -876,11 +929,18 @@ int Http2Connection::onHeader(nghttp2_session*, const nghttp2_frame* frame, cons
                               size_t namelen, const uint8_t* value, size_t valuelen, uint8_t,
                               void* self) {
   auto* conn = static_cast<Http2Connection*>(self);
-  if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
-    return 0;  // request trailers are not forwarded
+  if (frame->hd.type != NGHTTP2_HEADERS) {
+    return 0;
   }
-  if (Stream* stream = conn->findStream(frame->hd.stream_id)) {
+  Stream* stream = conn->findStream(frame->hd.stream_id);
+  if (stream == nullptr) {
+    return 0;
+  }
+  if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
     stream->addHeader(sv(name, namelen), sv(value, valuelen));
+  } else if (frame->headers.cat == NGHTTP2_HCAT_HEADERS &&
+             !stream->addTrailer(sv(name, namelen), sv(value, valuelen))) {
+    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;  // RST_STREAM; the backend connection goes
   }
   return 0;
 }

@@ -42,6 +42,56 @@ void appendHeaders(std::string& out, const HeaderMap& headers) {
   }
 }
 
+// Go's httpguts badTrailer, plus Upgrade (hop-by-hop): fields that frame, route, authenticate or
+// modify a message, which a trailer section must not carry (RFC 9110 §6.5.1). Names beginning
+// "If-" are refused too.
+constexpr std::string_view kNotTrailers[] = {"Authorization",
+                                             "Cache-Control",
+                                             "Connection",
+                                             "Content-Encoding",
+                                             "Content-Length",
+                                             "Content-Range",
+                                             "Content-Type",
+                                             "Expect",
+                                             "Host",
+                                             "Keep-Alive",
+                                             "Max-Forwards",
+                                             "Pragma",
+                                             "Proxy-Authenticate",
+                                             "Proxy-Authorization",
+                                             "Proxy-Connection",
+                                             "Range",
+                                             "Realm",
+                                             "Te",
+                                             "Trailer",
+                                             "Transfer-Encoding",
+                                             "Upgrade",
+                                             "Www-Authenticate"};
+
+bool isTokenName(std::string_view name) {
+  if (name.empty()) {
+    return false;
+  }
+  for (char c : name) {
+    const auto u = static_cast<unsigned char>(c);
+    if (!absl::ascii_isalnum(u) &&
+        std::string_view("!#$%&'*+-.^_`|~").find(c) == std::string_view::npos) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Whether a Te field value lists the "trailers" token (httpguts.HeaderValuesContainsToken).
+bool listsTrailersToken(std::string_view value) {
+  for (absl::string_view token : absl::StrSplit(av(value), ',')) {
+    if (absl::EqualsIgnoreCase(absl::StripAsciiWhitespace(token), "trailers")) {
+      return true;
+    }
+  }
+  return false;
+}
+
 // Which header lines belong to this hop: RFC 9110's list plus the names Connection lists. With
 // `keep_upgrade` (an upgrade being forwarded) Upgrade stays and Connection is dropped, for the
 // caller to send "Connection: Upgrade" alone. Views into the headers it was built from.
@@ -118,15 +168,23 @@ void serializeUpstreamRequest(const RequestHead& head, std::string_view client_i
   out += ' ';
   out.append(head.target);
   out.append(" HTTP/1.1\r\n");
+  bool te_trailers = false;
   for (const Header& h : head.headers.entries()) {
-    if (hop.drops(h.name) || equalsIgnoreCase(h.name, "Expect") ||
-        equalsIgnoreCase(h.name, "X-Forwarded-For") ||
+    if (hop.drops(h.name)) {
+      te_trailers = te_trailers || (equalsIgnoreCase(h.name, "Te") && listsTrailersToken(h.value));
+      continue;
+    }
+    if (equalsIgnoreCase(h.name, "Expect") || equalsIgnoreCase(h.name, "X-Forwarded-For") ||
         (head.chunked && equalsIgnoreCase(h.name, "Content-Length"))) {
       continue;
     }
     appendHeader(out, h.name, h.value);
   }
   out.append(extra_lines);
+  if (te_trailers) {
+    // The backend may then send trailers, which are forwarded.
+    out += "Te: trailers\r\n";
+  }
   if (head.upgrade) {
     out += "Connection: Upgrade\r\n";
   }
@@ -171,14 +229,23 @@ void buildDownstreamResponse(const ResponseHead& upstream, const RequestHead& re
   out.reserve(256);
   absl::StrAppend(&out, "HTTP/1.", http11 ? 1 : 0, " ", upstream.status, " ", av(reason), "\r\n");
   HopByHopFilter hop(upstream.headers, switching);
+  bool announces_trailers = false;
   for (const Header& h : upstream.headers.entries()) {
-    if (hop.drops(h.name) || (rechunk && equalsIgnoreCase(h.name, "Content-Length"))) {
+    if (hop.drops(h.name)) {
+      announces_trailers = announces_trailers || equalsIgnoreCase(h.name, "Trailer");
+      continue;
+    }
+    if (rechunk && equalsIgnoreCase(h.name, "Content-Length")) {
       continue;
     }
     appendHeader(out, h.name, h.value);
   }
   if (switching) {
     out += "Connection: Upgrade\r\n";
+  }
+  if (announces_trailers && rechunk && upstream.chunked) {
+    // As Go's ReverseProxy: the trailers the backend announced, for a client that gets them.
+    appendTrailerAnnouncement(forwardableTrailerNames(upstream.headers), out);
   }
   if (rechunk) {
     out += "Transfer-Encoding: chunked\r\n";
@@ -196,11 +263,93 @@ void buildDownstreamResponse(const ResponseHead& upstream, const RequestHead& re
 void appendHttp2ResponseFields(const ResponseHead& upstream,
                                std::vector<std::pair<std::string, std::string>>& fields) {
   HopByHopFilter hop(upstream.headers, false);
+  bool announces_trailers = false;
   for (const Header& h : upstream.headers.entries()) {
-    if (hop.drops(h.name) || (upstream.chunked && equalsIgnoreCase(h.name, "Content-Length"))) {
+    if (hop.drops(h.name)) {
+      announces_trailers = announces_trailers || equalsIgnoreCase(h.name, "Trailer");
+      continue;
+    }
+    if (upstream.chunked && equalsIgnoreCase(h.name, "Content-Length")) {
       continue;
     }
     fields.emplace_back(absl::AsciiStrToLower(av(h.name)), h.value);
+  }
+  if (announces_trailers && upstream.chunked) {
+    HeaderMap names = forwardableTrailerNames(upstream.headers);
+    if (!names.empty()) {
+      std::string value;
+      for (const Header& n : names.entries()) {
+        absl::StrAppend(&value, value.empty() ? "" : ", ", av(n.name));
+      }
+      fields.emplace_back("trailer", std::move(value));
+    }
+  }
+}
+
+bool isForwardableTrailer(std::string_view name) {
+  if (!isTokenName(name) || startsWithIgnoreCase(name, "If-")) {
+    return false;  // a pseudo-header field's ':' is not a token character
+  }
+  for (std::string_view refused : kNotTrailers) {
+    if (equalsIgnoreCase(name, refused)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+HeaderMap forwardableTrailerNames(const HeaderMap& headers) {
+  HopByHopFilter hop(headers, false);
+  HeaderMap names;
+  for (const Header& h : headers.entries()) {
+    if (!equalsIgnoreCase(h.name, "Trailer")) {
+      continue;
+    }
+    for (absl::string_view token : absl::StrSplit(av(h.value), ',')) {
+      token = absl::StripAsciiWhitespace(token);
+      std::string_view name(token.data(), token.size());
+      if (isForwardableTrailer(name) && !hop.drops(name)) {
+        names.add(std::string(name), "");
+      }
+    }
+  }
+  return names;
+}
+
+void appendTrailerAnnouncement(const HeaderMap& names, std::string& out) {
+  if (names.empty()) {
+    return;
+  }
+  out += "Trailer: ";
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (i > 0) {
+      out += ", ";
+    }
+    out.append(names.entries()[i].name);
+  }
+  out += "\r\n";
+}
+
+void appendLastChunk(const HeaderMap& trailers, const HeaderMap& head, std::string& out) {
+  out += "0\r\n";
+  if (!trailers.empty()) {
+    HopByHopFilter hop(head, false);
+    for (const Header& h : trailers.entries()) {
+      if (isForwardableTrailer(h.name) && !hop.drops(h.name)) {
+        appendHeader(out, h.name, h.value);
+      }
+    }
+  }
+  out += "\r\n";
+}
+
+void appendHttp2TrailerFields(const HeaderMap& trailers, const HeaderMap& head,
+                              std::vector<std::pair<std::string, std::string>>& fields) {
+  HopByHopFilter hop(head, false);
+  for (const Header& h : trailers.entries()) {
+    if (isForwardableTrailer(h.name) && !hop.drops(h.name)) {
+      fields.emplace_back(absl::AsciiStrToLower(av(h.name)), h.value);
+    }
   }
 }
 

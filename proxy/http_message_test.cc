@@ -18,11 +18,22 @@ TEST(UpstreamRequest, RemovesHopByHopAndHeadersNamedByConnection) {
   head.headers.add("Connection", "keep-alive, X-Secret");
   head.headers.add("Keep-Alive", "timeout=5");
   head.headers.add("X-Secret", "s");
-  head.headers.add("TE", "trailers");
+  head.headers.add("TE", "gzip");
+  head.headers.add("Trailer", "X-Checksum");
   head.headers.add("Proxy-Authorization", "Basic x");
   head.headers.add("Accept", "application/json");
   EXPECT_EQ(serializeUpstreamRequest(head, "10.0.0.1"),
             "GET /apis/x?watch=1 HTTP/1.1\r\nHost: example\r\nAccept: application/json\r\n"
+            "X-Forwarded-For: 10.0.0.1\r\n\r\n");
+}
+
+TEST(UpstreamRequest, TeTrailersTellsTheBackendTrailersWillBeForwarded) {
+  // Go's ReverseProxy (golang/go#21096): TE is hop-by-hop, but "trailers" in it is kept.
+  RequestHead head = get("/");
+  head.headers.add("Connection", "TE");
+  head.headers.add("TE", "deflate, trailers");
+  EXPECT_EQ(serializeUpstreamRequest(head, "10.0.0.1"),
+            "GET / HTTP/1.1\r\nHost: example\r\nTe: trailers\r\n"
             "X-Forwarded-For: 10.0.0.1\r\n\r\n");
 }
 
@@ -83,6 +94,79 @@ TEST(UpstreamRequest, RechunksChunkedBodiesAndDropsExpect) {
             "Transfer-Encoding: chunked\r\n\r\n");
 }
 
+TEST(Trailers, WhatMayBeForwarded) {
+  // httpguts.ValidTrailerHeader's refusals, hop-by-hop and pseudo-header fields, non-tokens.
+  constexpr std::string_view kRefused[] = {"Authorization",
+                                           "cache-control",
+                                           "Connection",
+                                           "Content-Encoding",
+                                           "Content-Length",
+                                           "Content-Range",
+                                           "Content-Type",
+                                           "Expect",
+                                           "Host",
+                                           "Keep-Alive",
+                                           "Max-Forwards",
+                                           "Pragma",
+                                           "Proxy-Authenticate",
+                                           "Proxy-Authorization",
+                                           "Proxy-Connection",
+                                           "Range",
+                                           "Realm",
+                                           "TE",
+                                           "Trailer",
+                                           "transfer-encoding",
+                                           "Upgrade",
+                                           "WWW-Authenticate",
+                                           "If-Match",
+                                           "if-none-match",
+                                           ":status",
+                                           ":path",
+                                           "",
+                                           "X Bad",
+                                           "X-Bad:"};
+  for (std::string_view name : kRefused) {
+    EXPECT_FALSE(isForwardableTrailer(name)) << name;
+  }
+  for (std::string_view name : {"X-Checksum", "grpc-status", "Server-Timing", "Digest", "X-If"}) {
+    EXPECT_TRUE(isForwardableTrailer(name)) << name;
+  }
+}
+
+TEST(Trailers, LastChunkCarriesOnlyForwardableTrailers) {
+  HeaderMap head;
+  head.add("Connection", "X-Hop");
+  HeaderMap trailers;
+  trailers.add("X-Checksum", "abc");
+  trailers.add("Content-Length", "5");
+  trailers.add("X-Hop", "1");
+  trailers.add("Grpc-Status", "0");
+  std::string out = "kept ";
+  appendLastChunk(trailers, head, out);
+  EXPECT_EQ(out, "kept 0\r\nX-Checksum: abc\r\nGrpc-Status: 0\r\n\r\n");
+  out.clear();
+  appendLastChunk(HeaderMap(), head, out);
+  EXPECT_EQ(out, "0\r\n\r\n");
+  std::vector<std::pair<std::string, std::string>> fields;
+  appendHttp2TrailerFields(trailers, head, fields);
+  EXPECT_EQ(fields, (std::vector<std::pair<std::string, std::string>>{{"x-checksum", "abc"},
+                                                                      {"grpc-status", "0"}}));
+}
+
+TEST(Trailers, AnnouncementNamesForwardableTrailersOnly) {
+  HeaderMap headers;
+  headers.add("Connection", "x-hop");
+  headers.add("Trailer", "X-Checksum, Content-Type,X-Hop");
+  headers.add("Trailer", " , Server-Timing ");
+  HeaderMap names = forwardableTrailerNames(headers);
+  std::string out;
+  appendTrailerAnnouncement(names, out);
+  EXPECT_EQ(out, "Trailer: X-Checksum, Server-Timing\r\n");
+  out.clear();
+  appendTrailerAnnouncement(HeaderMap(), out);
+  EXPECT_EQ(out, "");
+}
+
 ResponseHead response(int status) {
   ResponseHead head;
   head.status = status;
@@ -122,6 +206,40 @@ TEST(DownstreamResponse, ChunkedForHttp10ClientIsCloseDelimited) {
   EXPECT_TRUE(out.close_after);
   EXPECT_EQ(out.head,
             "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n");
+}
+
+ResponseHead chunkedWithTrailers() {
+  ResponseHead up = response(200);
+  up.chunked = true;
+  up.headers.add("Trailer", "X-Checksum, Content-Length");
+  up.headers.add("Transfer-Encoding", "chunked");
+  return up;
+}
+
+TEST(DownstreamResponse, ChunkedResponseAnnouncesItsForwardableTrailers) {
+  DownstreamResponse out = buildDownstreamResponse(chunkedWithTrailers(), get("/"), true, true);
+  EXPECT_EQ(out.framing, BodyFraming::kChunked);
+  EXPECT_EQ(out.head,
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTrailer: X-Checksum\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n");
+  // An HTTP/1.0 client gets no chunks, so no trailers, so no announcement.
+  RequestHead req = get("/");
+  req.http_minor = 0;
+  out = buildDownstreamResponse(chunkedWithTrailers(), req, true, false);
+  EXPECT_EQ(out.head,
+            "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n");
+  // Nor does a body the backend does not chunk.
+  ResponseHead close_delimited = response(200);
+  close_delimited.headers.add("Trailer", "X-Checksum");
+  out = buildDownstreamResponse(close_delimited, get("/"), true, true);
+  EXPECT_EQ(out.head.find("Trailer"), std::string::npos);
+}
+
+TEST(Http2ResponseFields, ChunkedResponseAnnouncesItsForwardableTrailers) {
+  std::vector<std::pair<std::string, std::string>> fields;
+  appendHttp2ResponseFields(chunkedWithTrailers(), fields);
+  EXPECT_EQ(fields, (std::vector<std::pair<std::string, std::string>>{
+                        {"content-type", "application/json"}, {"trailer", "X-Checksum"}}));
 }
 
 TEST(DownstreamResponse, SwitchingProtocolsKeepsUpgrade) {
@@ -166,6 +284,36 @@ TEST(LocalResponse, StatusBodyWithLengthAndClose) {
 
 namespace aaproxy {
 namespace {
+
+TEST(HeaderLineCollector, TrailersGoToTheirOwnMapNeverTheHead) {
+  HeaderMap headers;
+  HeaderMap trailers;
+  HeaderLineCollector collect;
+  auto field = [&](std::string_view s) { collect.field(headers, trailers, s.data(), s.size()); };
+  auto value = [&](std::string_view s) { collect.value(headers, trailers, s.data(), s.size()); };
+  field("Host");
+  value("h");
+  collect.headEnded();
+  field("X-Check");
+  field("sum");
+  value("a");
+  value("bc");
+  field("X-Empty");
+  value("");
+  ASSERT_EQ(headers.size(), 1u);
+  EXPECT_EQ(headers.get("Host"), "h");
+  ASSERT_EQ(trailers.size(), 2u);
+  EXPECT_EQ(trailers.get("X-Checksum"), "abc");
+  EXPECT_EQ(trailers.get("X-Empty"), "");
+  // The next message's head starts clean, in the head's map.
+  headers.clear();
+  trailers.clear();
+  collect.reset();
+  field("Accept");
+  value("*/*");
+  EXPECT_EQ(headers.size(), 1u);
+  EXPECT_TRUE(trailers.empty());
+}
 
 TEST(HeaderLineCollector, FragmentsEmptyValuesAndTrailers) {
   HeaderMap headers;

@@ -106,6 +106,19 @@ Route routeSampleApi(std::string_view method, const RequestTarget& target,
   return fixed(404, notFoundStatusJson());
 }
 
+bool isTokenName(std::string_view name) {
+  if (name.empty()) {
+    return false;
+  }
+  for (char c : name) {
+    bool alnum = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+    if (!alnum && std::string_view("!#$%&'*+-.^_`|~").find(c) == std::string_view::npos) {
+      return false;
+    }
+  }
+  return true;
+}
+
 Route routeDebug(std::string_view endpoint, const RequestTarget& target) {
   Route route;
   if (endpoint == "headers") {
@@ -131,6 +144,17 @@ Route routeDebug(std::string_view endpoint, const RequestTarget& target) {
     route.delayMs = *ms;
     route.contentType = "text/plain";
     route.body = "slow\n";
+  } else if (endpoint == "trailers") {
+    // /debug/trailers?Name=value&...: each query pair (raw, as written) becomes a trailer line.
+    for (const auto& [name, value] : target.query) {
+      if (!isTokenName(name)) {
+        return badRequest("trailer names must be HTTP tokens");
+      }
+      route.trailers.emplace_back(name, value);
+    }
+    route.kind = RouteKind::kDebugTrailers;
+    route.contentType = "text/plain";
+    route.body = std::string(kTrailersBody);
   } else {
     return fixed(404, notFoundStatusJson());
   }

@@ -25,13 +25,14 @@ RequestTarget parseRequestTarget(std::string_view target);
 // What kind of response a route produces; everything but kFixed is streamed or deferred
 // by the server.
 enum class RouteKind {
-  kFixed,         // status + content type + body, answered at once
-  kWatch,         // chunked watch event stream for `ns`
-  kDebugHeaders,  // JSON of the request line and header lines
-  kDebugBody,     // size, SHA-256 and Transfer-Encoding of the request body
-  kDebugBytes,    // `bytes` bytes of bytePatternAt()
-  kDebugEcho,     // 101 then raw echo (only with an Upgrade request)
-  kDebugSlow,     // fixed body after `delayMs`
+  kFixed,          // status + content type + body, answered at once
+  kWatch,          // chunked watch event stream for `ns`
+  kDebugHeaders,   // JSON of the request line and header lines
+  kDebugBody,      // size, SHA-256 and Transfer-Encoding of the request body
+  kDebugBytes,     // `bytes` bytes of bytePatternAt()
+  kDebugEcho,      // 101 then raw echo (only with an Upgrade request)
+  kDebugSlow,      // fixed body after `delayMs`
+  kDebugTrailers,  // chunked `body` with `trailers` after the last chunk, announced in Trailer
 };
 
 struct Route {
@@ -43,7 +44,11 @@ struct Route {
   uint64_t bytes = 0;          // kDebugBytes
   int64_t delayMs = 0;         // kDebugSlow
   int64_t timeoutSeconds = 0;  // kWatch: end the stream after this long; 0 = never
+  std::vector<std::pair<std::string, std::string>> trailers;  // kDebugTrailers, in query order
 };
+
+// The body of /debug/trailers, before its trailers.
+inline constexpr std::string_view kTrailersBody = "trailers follow\n";
 
 // Routes a request. Method checks: the sample API answers GET and HEAD only (405 otherwise);
 // debug endpoints accept any method.

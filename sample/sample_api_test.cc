@@ -110,5 +110,16 @@ TEST(SampleApiTest, DebugEndpoints) {
   EXPECT_EQ(routeRequest("GET", "/healthz").body, "ok");
 }
 
+TEST(SampleApiTest, DebugTrailersTakesItsTrailersFromTheQuery) {
+  Route route = routeRequest("GET", "/debug/trailers?X-Checksum=abc&Grpc-Status=0&X-Empty");
+  EXPECT_EQ(route.kind, RouteKind::kDebugTrailers);
+  EXPECT_EQ(route.body, "trailers follow\n");
+  EXPECT_EQ(route.trailers, (std::vector<std::pair<std::string, std::string>>{
+                                {"X-Checksum", "abc"}, {"Grpc-Status", "0"}, {"X-Empty", ""}}));
+  EXPECT_TRUE(routeRequest("POST", "/debug/trailers").trailers.empty());
+  EXPECT_EQ(routeRequest("GET", "/debug/trailers?=x").status, 400);
+  EXPECT_EQ(routeRequest("GET", "/debug/trailers?a(b=x").status, 400);
+}
+
 }  // namespace
 }  // namespace aaproxy::sample

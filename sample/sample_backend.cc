@@ -123,6 +123,7 @@ class Connection {
   void startWatch(const Route& route);
   void startSlow(const Route& route);
   void startEcho();
+  void writeTrailers(const Route& route);
   void fillBytes();
   void watchTick();
   void endWatch();
@@ -144,6 +145,9 @@ class Connection {
   // The request being parsed or answered.
   std::string url_;
   std::vector<std::pair<std::string, std::string>> headers_;
+  // A chunked body's trailer section: the parser reports it through the header callbacks.
+  std::vector<std::pair<std::string, std::string>> trailers_;
+  bool headersComplete_ = false;
   bool lastWasValue_ = false;
   std::string method_;
   int httpMajor_ = 1;
@@ -229,6 +233,8 @@ int Connection::onMessageBegin(http_parser* parser) {
   auto* self = static_cast<Connection*>(parser->data);
   self->url_.clear();
   self->headers_.clear();
+  self->trailers_.clear();
+  self->headersComplete_ = false;
   self->lastWasValue_ = false;
   self->bodyLength_ = 0;
   EVP_DigestInit_ex(self->bodyDigest_.get(), EVP_sha256(), nullptr);
@@ -242,26 +248,30 @@ int Connection::onUrl(http_parser* parser, const char* at, size_t length) {
 
 int Connection::onHeaderField(http_parser* parser, const char* at, size_t length) {
   auto* self = static_cast<Connection*>(parser->data);
-  if (self->headers_.empty() || self->lastWasValue_) {
-    self->headers_.emplace_back();
+  auto& lines = self->headersComplete_ ? self->trailers_ : self->headers_;
+  if (lines.empty() || self->lastWasValue_) {
+    lines.emplace_back();
   }
-  self->headers_.back().first.append(at, length);
+  lines.back().first.append(at, length);
   self->lastWasValue_ = false;
   return 0;
 }
 
 int Connection::onHeaderValue(http_parser* parser, const char* at, size_t length) {
   auto* self = static_cast<Connection*>(parser->data);
-  if (self->headers_.empty()) {
-    self->headers_.emplace_back();
+  auto& lines = self->headersComplete_ ? self->trailers_ : self->headers_;
+  if (lines.empty()) {
+    lines.emplace_back();
   }
-  self->headers_.back().second.append(at, length);
+  lines.back().second.append(at, length);
   self->lastWasValue_ = true;
   return 0;
 }
 
 int Connection::onHeadersComplete(http_parser* parser) {
   auto* self = static_cast<Connection*>(parser->data);
+  self->headersComplete_ = true;
+  self->lastWasValue_ = false;
   self->method_ = http_method_str(static_cast<http_method>(parser->method));
   self->httpMajor_ = parser->http_major;
   self->httpMinor_ = parser->http_minor;
@@ -347,7 +357,7 @@ void Connection::handleRequest() {
   Route route = routeRequest(method_, url_);
   static constexpr const char* kKindNames[] = {"fixed",      "watch stream",       "debug/headers",
                                                "debug/body", "debug/bytes stream", "debug/echo",
-                                               "debug/slow"};
+                                               "debug/slow", "debug/trailers"};
   std::string outcome = route.kind == RouteKind::kFixed ? std::to_string(route.status)
                                                         : kKindNames[static_cast<int>(route.kind)];
   fprintf(stderr, "sample-backend: %s %s -> %s\n", method_.c_str(), url_.c_str(), outcome.c_str());
@@ -386,6 +396,9 @@ void Connection::handleRequest() {
     case RouteKind::kDebugSlow:
       startSlow(route);
       return;
+    case RouteKind::kDebugTrailers:
+      writeTrailers(route);
+      break;
   }
   finishResponse();
 }
@@ -475,8 +488,53 @@ std::string Connection::bodyJson() {
   appendGoJsonString(out, headerValue("Transfer-Encoding"));
   out += ",\"contentLength\":";
   appendGoJsonString(out, headerValue("Content-Length"));
+  if (!trailers_.empty()) {
+    // Only when some came, so that the body of every other request stays as it was.
+    out += ",\"trailers\":[";
+    for (size_t i = 0; i < trailers_.size(); ++i) {
+      out += i > 0 ? ",[" : "[";
+      appendGoJsonString(out, trailers_[i].first);
+      out += ',';
+      appendGoJsonString(out, trailers_[i].second);
+      out += ']';
+    }
+    out += ']';
+  }
   out += "}\n";
   return out;
+}
+
+void Connection::writeTrailers(const Route& route) {
+  if (httpMajor_ == 1 && httpMinor_ == 0) {
+    writeFixed(200, route.contentType, route.body);  // no chunked coding, so no trailers
+    return;
+  }
+  chunked_ = true;
+  std::string head = "HTTP/1.1 200 OK\r\nContent-Type: " + route.contentType +
+                     "\r\nX-Content-Type-Options: nosniff\r\n";
+  if (!route.trailers.empty()) {
+    head += "Trailer: ";
+    for (size_t i = 0; i < route.trailers.size(); ++i) {
+      head += (i > 0 ? ", " : "") + route.trailers[i].first;
+    }
+    head += "\r\n";
+  }
+  head += "Transfer-Encoding: chunked\r\n";
+  if (!keepAlive_) {
+    head += "Connection: close\r\n";
+  }
+  head += "\r\n";
+  evbuffer_add(output(), head.data(), head.size());
+  if (method_ == "HEAD") {
+    return;
+  }
+  writeChunk(route.body);
+  std::string last = "0\r\n";
+  for (const auto& [name, value] : route.trailers) {
+    last += name + ": " + value + "\r\n";
+  }
+  last += "\r\n";
+  evbuffer_add(output(), last.data(), last.size());
 }
 
 void Connection::startEcho() {
