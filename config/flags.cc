@@ -350,6 +350,12 @@ const std::vector<FlagSpec>& flagTable() {
        [](ProxyOptions& o, std::string_view v) {
          return parseInt(v, 0, 1 << 20, o.http2_max_streams_per_connection);
        }},
+      {"http2-stall-timeout", false, "duration", "60s",
+       "How long response data may wait on an HTTP/2 client that does not take it (a flow-control "
+       "window it keeps at zero, or a socket it stopped reading): then the stream is reset, or, "
+       "when nothing at all could be sent on the connection, the connection gets GOAWAY and is "
+       "closed. Zero disables the check.",
+       [](ProxyOptions& o, std::string_view v) { return parseDuration(v, o.http2_stall_timeout); }},
       {"max-request-line-bytes", false, "int", "65536",
        "Longest request line (method, target, version) accepted; longer requests are answered 414.",
        [](ProxyOptions& o, std::string_view v) {

@@ -35,6 +35,22 @@ TEST(Flags, EqualsAndSpaceFormsAndBareBool) {
   EXPECT_EQ(cl->options.idle_timeout, absl::Seconds(90));
 }
 
+TEST(Flags, Http2StallTimeout) {
+  auto cl = parse({"--upstream", "http://127.0.0.1:8080"});
+  ASSERT_TRUE(cl.ok()) << cl.status();
+  EXPECT_EQ(cl->options.http2_stall_timeout, absl::Seconds(60));
+  cl = parse({"--upstream", "http://127.0.0.1:8080", "--http2-stall-timeout=500ms"});
+  ASSERT_TRUE(cl.ok()) << cl.status();
+  EXPECT_EQ(cl->options.http2_stall_timeout, absl::Milliseconds(500));
+  cl = parse({"--upstream", "http://127.0.0.1:8080", "--http2-stall-timeout", "0"});
+  ASSERT_TRUE(cl.ok()) << cl.status();
+  EXPECT_EQ(cl->options.http2_stall_timeout, absl::ZeroDuration());
+  cl = parse({"--upstream", "http://127.0.0.1:8080", "--http2-stall-timeout", "-1s"});
+  ASSERT_FALSE(cl.ok());
+  EXPECT_EQ(cl.status().message(),
+            "--http2-stall-timeout: \"-1s\" is not a duration like 30s, 1m30s or 500ms");
+}
+
 TEST(Flags, HelpListsEveryFlag) {
   auto cl = parse({"--help"});
   ASSERT_TRUE(cl.ok());

@@ -81,6 +81,10 @@ struct ProxyOptions {
   // (Go's default, used when the flag is 0) and 256 KiB of request body buffered per stream.
   bool http2 = true;
   int http2_max_streams_per_connection = 0;
+  // Response data waiting on a client's shut flow-control window this long resets the stream,
+  // or closes the connection when none of its streams moves (Go's server has no such limit; this
+  // is nginx's send_timeout, 60s, for a slow reader that would pin backend connections). 0: off.
+  absl::Duration http2_stall_timeout = absl::Seconds(60);
 
   // Plain-HTTP health port for kubelet probes; 0 = off.
   int healthz_port = 0;

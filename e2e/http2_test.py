@@ -19,13 +19,20 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from http2_frames_test import (DATA, END_HEADERS, END_STREAM, HEADERS, H2Client,  # noqa: E402
-                               frame, hpack, request_fields)
+from http2_frames_test import (DATA, END_HEADERS, END_STREAM, GOAWAY, HEADERS,  # noqa: E402
+                               RST_STREAM, H2Client, frame, goaways, hpack, request_fields,
+                               status_of)
 from proxy_test import ProxyTestBase  # noqa: E402
 from sample_backend_test import GV, LIST_DEFAULT  # noqa: E402
 
 H2LOAD = shutil.which("h2load")
 WATCH = GV + "/namespaces/default/samples?watch=true"
+WINDOW_UPDATE = 0x8
+ENHANCE_YOUR_CALM = 0xb
+
+
+def window_update(stream: int, increment: int) -> bytes:
+    return frame(WINDOW_UPDATE, 0, stream, increment.to_bytes(4, "big"))
 
 
 class Http2Test(ProxyTestBase):
@@ -224,6 +231,101 @@ class Http2Test(ProxyTestBase):
         self.assertEqual((report["transferEncoding"], report["contentLength"], report["length"]),
                          ("", "5", 5))
         self.assertNotIn("trailers", report)
+
+    def restart_with_stall_timeout(self, timeout: str) -> None:
+        self.proxy.stop()
+        self.proxy = self.start_proxy(self.backend.upstream, ["--http2-stall-timeout", timeout])
+
+    def backend_abandoned(self, marker: str) -> bool:
+        """Whether the backend saw its connection for the request tagged `marker` closed
+        mid-response (rather than kept, or returned to the proxy's pool)."""
+        return re.search(r"^sample-backend: connection closed by the client during GET \S*" +
+                         re.escape(marker), self.backend.process.log_text(), re.MULTILINE)
+
+    def test_zero_window_connection_gets_goaway_and_is_closed(self):
+        # A client that never sends WINDOW_UPDATE: the proxy sends the 65535 bytes its window
+        # allows, then nothing can move. After --http2-stall-timeout (and before twice that)
+        # the connection gets GOAWAY ENHANCE_YOUR_CALM and is closed, and the backend
+        # connection of its stream goes with it.
+        self.restart_with_stall_timeout("1s")
+        client = H2Client(self.port, self.alice)
+        self.addCleanup(client.sock.close)
+        started = time.monotonic()
+        client.request(1, request_fields("/debug/bytes?n=100000000&case=zero-window"))
+        frames = client.read_to_close(timeout=10)
+        closed_after = time.monotonic() - started
+        self.assertTrue(client.closed)
+        self.assertEqual(sum(len(f.payload) for f in frames if f.type == DATA and f.stream == 1),
+                         65535)
+        self.assertEqual([(f.error_code(), f.payload[8:]) for f in goaways(frames)],
+                         [(ENHANCE_YOUR_CALM, b"flow-control window closed too long")])
+        self.assertGreater(closed_after, 0.9)
+        self.assertLess(closed_after, 4)
+        harness.wait_until(lambda: self.backend_abandoned("case=zero-window"), timeout=5,
+                           what="the backend connection to be closed")
+        self.assertEqual(
+            self.metric('aaproxy_http2_flow_control_stalls_total{scope="connection"}'), 1)
+        self.assertEqual(self.get(GV, extra=["--http2"]).status, 200)
+
+    def test_stalled_stream_is_reset_while_the_connection_moves(self):
+        # Stream 1's window stays shut while stream 3 is read (slowly, but all the time): only
+        # stream 1 goes, with its backend connection; the connection and stream 3 carry on.
+        self.restart_with_stall_timeout("1s")
+        client = H2Client(self.port, self.alice)
+        self.addCleanup(client.sock.close)
+        client.request(1, request_fields("/debug/bytes?n=100000000&case=stalled-stream"))
+        client.request(3, request_fields("/debug/bytes?n=100000000&case=moving-stream"))
+        started, reset, after_reset = time.monotonic(), None, 0
+        while time.monotonic() - started < 8 and after_reset < 200000:
+            f = client.read_frame(timeout=5)
+            self.assertIsNotNone(f, "the connection was closed")
+            self.assertNotEqual(f.type, GOAWAY, f)
+            if f.type == RST_STREAM:
+                self.assertEqual((f.stream, f.error_code()), (1, ENHANCE_YOUR_CALM))
+                reset = time.monotonic() - started
+            elif f.type == DATA and f.payload:
+                # The connection window always, stream 3's too; about 300 KiB/s for stream 3.
+                client.send(window_update(0, len(f.payload)),
+                            *([window_update(3, len(f.payload))] if f.stream == 3 else []))
+                if f.stream == 3:
+                    after_reset += len(f.payload) if reset is not None else 0
+                    time.sleep(len(f.payload) / 300000)
+        self.assertIsNotNone(reset, "stream 1 was not reset")
+        self.assertGreater(reset, 0.9)
+        self.assertLess(reset, 4)
+        self.assertGreaterEqual(after_reset, 200000, "stream 3 stopped with stream 1")
+        harness.wait_until(lambda: self.backend_abandoned("case=stalled-stream"), timeout=5,
+                           what="the backend connection of stream 1 to be closed")
+        self.assertFalse(self.backend_abandoned("case=moving-stream"))
+        self.assertEqual(self.metric('aaproxy_http2_flow_control_stalls_total{scope="stream"}'), 1)
+        self.assertEqual(
+            self.metric('aaproxy_http2_flow_control_stalls_total{scope="connection"}'), 0)
+
+    def test_client_that_stops_reading_the_socket_is_closed(self):
+        # Windows wide open, but the client reads nothing: the proxy's socket buffer fills and
+        # nothing more can be sent. The GOAWAY could not get through either, so the connection
+        # is closed at once, with the stream's backend connection.
+        self.restart_with_stall_timeout("1s")
+        client = H2Client(self.port, self.alice, rcvbuf=4096)
+        self.addCleanup(client.sock.close)
+        client.request(1, request_fields("/debug/bytes?n=1000000000&case=unread-socket"))
+        client.send(window_update(0, 2**31 - 1 - 65535), window_update(1, 2**31 - 1 - 65535))
+        harness.wait_until(lambda: self.backend_abandoned("case=unread-socket"), timeout=10,
+                           what="the backend connection to be closed")
+        self.assertEqual(
+            self.metric('aaproxy_http2_flow_control_stalls_total{scope="connection"}'), 1)
+        client.read_to_close(timeout=10)  # what the kernel had buffered, then the close
+        self.assertTrue(client.closed)
+
+    def test_waiting_on_the_backend_is_not_a_stall(self):
+        # Nothing to send while the backend thinks: the stall timeout does not apply.
+        self.restart_with_stall_timeout("1s")
+        client = H2Client(self.port, self.alice)
+        self.addCleanup(client.sock.close)
+        client.request(1, request_fields("/debug/slow?ms=2500"))
+        self.assertEqual(client.response(1, timeout=10), (200, b"slow\n", None))
+        self.assertEqual(
+            self.metric('aaproxy_http2_flow_control_stalls_total{scope="connection"}'), 0)
 
     def test_connection_preface_garbage_is_refused(self):
         # A client that negotiated h2 and then speaks HTTP/1.1 gets a GOAWAY and a close.

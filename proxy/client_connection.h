@@ -28,7 +28,7 @@ class ClientConnection : public UpstreamConnection::Handler,
 
   void start();
   // Closes at once (shutdown, fatal errors).
-  void closeNow();
+  void closeNow() override;
   // Closes now if idle, else after the response in flight (tunnels and watches run on until
   // the shutdown grace period ends).
   void drain();

@@ -247,8 +247,11 @@ class Http2Connection::Stream : public UpstreamConnection::Handler {
     if (n < 0) {
       return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     }
+    ++data_frames_;
+    ++conn_.data_frames_sent_;
     if (body_eof_ && evbuffer_get_length(body_.get()) == 0) {
       *flags |= NGHTTP2_DATA_FLAG_EOF;
+      body_sent_ = true;
       if (response_complete_ && !response_.trailers.empty()) {
         submitTrailers(flags);
       }
@@ -278,6 +281,22 @@ class Http2Connection::Stream : public UpstreamConnection::Handler {
     } else {
       AA_VLOG(2) << "stream " << id_ << ": cannot submit trailers: " << nghttp2_strerror(rv);
     }
+  }
+
+  // Response bytes (or the end of the body) wait for nghttp2 to send them.
+  bool hasUnsentResponse() const {
+    return response_submitted_ && !body_sent_ &&
+           (body_eof_ || evbuffer_get_length(body_.get()) > 0);
+  }
+
+  // For the stall check, once per period: whether response bytes waited through the whole
+  // period since the last call without a DATA frame going out.
+  bool stalledSinceLastCheck() {
+    bool pending = hasUnsentResponse();
+    bool stalled = pending && pending_at_check_ && data_frames_ == data_frames_at_check_;
+    pending_at_check_ = pending;
+    data_frames_at_check_ = data_frames_;
+    return stalled;
   }
 
   void resumeReading() {
@@ -507,6 +526,7 @@ class Http2Connection::Stream : public UpstreamConnection::Handler {
       evbuffer_drain(input, parsed);
       if (response_submitted_ && evbuffer_get_length(body_.get()) > 0) {
         nghttp2_session_resume_data(conn_.session_, id_);  // the provider may be deferred
+        conn_.watchForStall();
       }
       http_errno err = HTTP_PARSER_ERRNO(&parser_);
       if (err == HPE_PAUSED) {
@@ -533,6 +553,7 @@ class Http2Connection::Stream : public UpstreamConnection::Handler {
     response_complete_ = true;
     body_eof_ = true;
     nghttp2_session_resume_data(conn_.session_, id_);
+    conn_.watchForStall();
     maybeReleaseUpstream();
   }
 
@@ -594,7 +615,10 @@ class Http2Connection::Stream : public UpstreamConnection::Handler {
     response_submitted_ = true;
     if (!with_body) {
       body_eof_ = true;
+      body_sent_ = true;
       evbuffer_drain(body_.get(), evbuffer_get_length(body_.get()));
+    } else {
+      conn_.watchForStall();
     }
     int rv = nghttp2_submit_response(conn_.session_, id_, nva.data(), nva.size(),
                                      with_body ? &provider : nullptr);
@@ -642,6 +666,7 @@ class Http2Connection::Stream : public UpstreamConnection::Handler {
   HeaderLineCollector response_lines_;
   EvBufferPtr body_;  // response bytes for DATA frames
   bool body_eof_ = false;
+  bool body_sent_ = false;  // the DATA frame ending the body went out
   bool response_submitted_ = false;
   bool response_complete_ = false;
   bool response_bytes_seen_ = false;
@@ -649,6 +674,11 @@ class Http2Connection::Stream : public UpstreamConnection::Handler {
   bool reading_paused_ = false;
   bool framing_until_close_ = false;
   bool connect_failed_ = false;
+
+  // Flow-control stalls (see Http2Connection::checkStalls).
+  uint64_t data_frames_ = 0;
+  uint64_t data_frames_at_check_ = 0;
+  bool pending_at_check_ = false;
 
   // Access log.
   absl::Time start_;
@@ -713,6 +743,7 @@ Http2Connection::Http2Connection(Worker& worker, Transport& transport, const Con
     : worker_(worker), transport_(transport), info_(info), out_(evbuffer_new()) {
   send_event_.reset(event_new(worker_.loop().base(), -1, 0, &Http2Connection::onSendEvent, this));
   idle_timer_.reset(evtimer_new(worker_.loop().base(), &Http2Connection::onIdleTimer, this));
+  stall_timer_.reset(evtimer_new(worker_.loop().base(), &Http2Connection::onStallTimer, this));
 }
 
 Http2Connection::~Http2Connection() {
@@ -884,6 +915,84 @@ void Http2Connection::onIdleTimer(evutil_socket_t, short, void* self) {
   conn->drain();
 }
 
+void Http2Connection::watchForStall() {
+  absl::Duration timeout = worker_.options().http2_stall_timeout;
+  if (stall_timer_armed_ || closing_ || timeout <= absl::ZeroDuration()) {
+    return;
+  }
+  stall_timer_armed_ = true;
+  timeval tv = absl::ToTimeval(timeout);
+  evtimer_add(stall_timer_.get(), &tv);
+}
+
+void Http2Connection::onStallTimer(evutil_socket_t, short, void* self) {
+  auto* conn = static_cast<Http2Connection*>(self);
+  conn->stall_timer_armed_ = false;
+  conn->checkStalls();
+}
+
+void Http2Connection::checkStalls() {
+  if (session_ == nullptr || closing_) {
+    return;
+  }
+  const bool connection_moved = data_frames_sent_ != data_frames_at_check_;
+  data_frames_at_check_ = data_frames_sent_;
+  std::vector<int32_t> stalled;
+  bool pending = false;
+  for (auto& [id, stream] : streams_) {
+    if (stream->stalledSinceLastCheck()) {
+      stalled.push_back(id);
+    }
+    pending = pending || stream->hasUnsentResponse();
+  }
+  const absl::Duration timeout = worker_.options().http2_stall_timeout;
+  if (!stalled.empty() && !connection_moved) {
+    // Not one DATA frame in a whole period while responses waited: the client keeps its
+    // connection window shut (or stopped reading the socket). Its streams would hold their
+    // backend connections and buffers for as long as it likes.
+    AA_VLOG(2) << "closing HTTP/2 connection from " << info_.peer_ip << ": no response data "
+               << "could be sent for " << absl::FormatDuration(timeout)
+               << " (flow-control window closed)";
+    ProxyMetrics::get().http2_stalled_connections.inc();
+    closeStalled();
+    return;
+  }
+  for (int32_t id : stalled) {
+    // The connection moves, but this stream's window stays shut: the stream alone goes.
+    AA_VLOG(2) << "resetting stream " << id << " from " << info_.peer_ip
+               << ": no response data could be sent for " << absl::FormatDuration(timeout)
+               << " (flow-control window closed)";
+    ProxyMetrics::get().http2_stalled_streams.inc();
+    nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, id, NGHTTP2_ENHANCE_YOUR_CALM);
+  }
+  if (pending) {
+    watchForStall();
+  }
+  sendPending();
+}
+
+void Http2Connection::closeStalled() {
+  closing_ = true;
+  if (transport_.queuedBytes() > 0) {
+    // The client stopped reading the socket too: a GOAWAY would never get through.
+    abort();  // the streams go, and their backend connections with them
+    transport_.closeNow();
+    return;
+  }
+  static constexpr std::string_view kDebug = "flow-control window closed too long";
+  nghttp2_submit_goaway(
+      session_, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(session_),
+      NGHTTP2_ENHANCE_YOUR_CALM, reinterpret_cast<const uint8_t*>(kDebug.data()), kDebug.size());
+  const uint8_t* data = nullptr;
+  ssize_t n;
+  while ((n = nghttp2_session_mem_send(session_, &data)) > 0) {
+    evbuffer_add(out_.get(), data, static_cast<size_t>(n));
+  }
+  abort();
+  transport_.send(out_.get());
+  transport_.closeAfterFlush();
+}
+
 void Http2Connection::drain() {
   if (session_ == nullptr || draining_) {
     return;
@@ -906,6 +1015,8 @@ void Http2Connection::endStreams() {
 void Http2Connection::abort() {
   closing_ = true;
   evtimer_del(idle_timer_.get());
+  evtimer_del(stall_timer_.get());
+  stall_timer_armed_ = false;
   for (auto& [id, stream] : streams_) {
     closed_.push_back(std::move(stream));
   }

@@ -34,6 +34,8 @@ class Http2Connection {
     virtual size_t queuedBytes() = 0;
     // Closes once what is queued has gone out.
     virtual void closeAfterFlush() = 0;
+    // Closes at once, dropping what is queued.
+    virtual void closeNow() = 0;
   };
 
   // Per-stream request body the client may send ahead of the backend (the stream window), as
@@ -83,6 +85,7 @@ class Http2Connection {
   static int onStreamClosed(nghttp2_session*, int32_t stream_id, uint32_t error_code, void* self);
   static void onSendEvent(evutil_socket_t, short, void* self);
   static void onIdleTimer(evutil_socket_t, short, void* self);
+  static void onStallTimer(evutil_socket_t, short, void* self);
 
   Stream* findStream(int32_t id);
   // Writes what nghttp2 has to send, as far as the transport's queue allows; resumes backend
@@ -92,6 +95,14 @@ class Http2Connection {
   // From inside a stream: sendPending() on the next turn of the loop's active queue.
   void scheduleSend();
   void updateIdleTimer();
+  // A stream has response bytes waiting: makes sure the stall check runs within
+  // --http2-stall-timeout. Cheap when it is already due.
+  void watchForStall();
+  // Every --http2-stall-timeout while responses wait: resets the streams whose bytes could not
+  // be sent for a whole period (their flow-control window stayed shut), or, when nothing at all
+  // was sent, closes the connection (GOAWAY ENHANCE_YOUR_CALM).
+  void checkStalls();
+  void closeStalled();
   void fail(const char* what, int error);
 
   Worker& worker_;
@@ -101,6 +112,10 @@ class Http2Connection {
   EvBufferPtr out_;
   EventPtr send_event_;
   EventPtr idle_timer_;
+  EventPtr stall_timer_;
+  bool stall_timer_armed_ = false;
+  uint64_t data_frames_sent_ = 0;  // DATA frames handed to nghttp2, all streams
+  uint64_t data_frames_at_check_ = 0;
   bool send_scheduled_ = false;
   bool draining_ = false;
   bool closing_ = false;

@@ -19,6 +19,14 @@ ProxyMetrics& ProxyMetrics::get() {
                   "protocol=\"HTTP/1.1\""),
         r.counter("aaproxy_requests_total", "Finished requests by the HTTP version clients spoke.",
                   "protocol=\"HTTP/2.0\""),
+        r.counter("aaproxy_http2_flow_control_stalls_total",
+                  "HTTP/2 connections closed and streams reset because no response data could be "
+                  "sent to the client for --http2-stall-timeout.",
+                  "scope=\"connection\""),
+        r.counter("aaproxy_http2_flow_control_stalls_total",
+                  "HTTP/2 connections closed and streams reset because no response data could be "
+                  "sent to the client for --http2-stall-timeout.",
+                  "scope=\"stream\""),
     };
   }();
   return *metrics;

@@ -19,6 +19,10 @@ struct ProxyMetrics {
   // aaproxy_requests_total{protocol}: finished requests per HTTP version.
   Counter& requests_http1;
   Counter& requests_http2;
+  // aaproxy_http2_flow_control_stalls_total{scope}: HTTP/2 connections closed and streams reset
+  // because the client's flow-control window stayed shut for --http2-stall-timeout.
+  Counter& http2_stalled_connections;
+  Counter& http2_stalled_streams;
 
   static ProxyMetrics& get();
 

@@ -159,6 +159,7 @@ class Connection {
 
   // The response in progress.
   bool busy_ = false;
+  bool abandonLogged_ = false;
   bool inParse_ = false;
   bool closing_ = false;
   bool chunked_ = false;
@@ -668,6 +669,13 @@ void Connection::onWrite() {
 }
 
 void Connection::onEvent(short events) {
+  if (busy_ && !abandonLogged_ && (events & (BEV_EVENT_EOF | BEV_EVENT_ERROR))) {
+    // Tells tests that the client (a proxy) gave this connection up mid-response rather than
+    // keeping it for another request.
+    abandonLogged_ = true;
+    fprintf(stderr, "sample-backend: connection closed by the client during %s %s\n",
+            method_.c_str(), url_.c_str());
+  }
   if (events & BEV_EVENT_EOF) {
     // The client is done sending. Finish what it asked for, then close.
     keepAlive_ = false;
