@@ -19,9 +19,9 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from http2_frames_test import (DATA, END_HEADERS, END_STREAM, GOAWAY, HEADERS,  # noqa: E402
-                               RST_STREAM, H2Client, frame, goaways, hpack, request_fields,
-                               status_of)
+from http2_frames_test import (CANCEL, DATA, END_HEADERS, END_STREAM, GOAWAY,  # noqa: E402
+                               HEADERS, RST_STREAM, H2Client, frame, goaways, hpack,
+                               request_fields)
 from proxy_test import ProxyTestBase  # noqa: E402
 from sample_backend_test import GV, LIST_DEFAULT  # noqa: E402
 
@@ -316,6 +316,28 @@ class Http2Test(ProxyTestBase):
             self.metric('aaproxy_http2_flow_control_stalls_total{scope="connection"}'), 1)
         client.read_to_close(timeout=10)  # what the kernel had buffered, then the close
         self.assertTrue(client.closed)
+
+    def test_client_reset_closes_that_streams_backend_connection(self):
+        # RST_STREAM in the middle of a large download: the stream's backend connection is
+        # mid-response, so it is closed, never returned to the pool; the connection and its
+        # other streams carry on (here over the same worker's pool).
+        client = H2Client(self.port, self.alice)
+        self.addCleanup(client.sock.close)
+        client.request(1, request_fields("/debug/bytes?n=100000000&case=client-reset"))
+        received = 0
+        for f in client.read_until(lambda f: f.type == DATA and f.stream == 1):
+            received += len(f.payload) if f.type == DATA else 0
+        self.assertGreater(received, 0)
+        client.send(frame(RST_STREAM, 0, 1, CANCEL.to_bytes(4, "big")),
+                    window_update(0, 65535))  # whatever stream 1 took of the connection window
+        harness.wait_until(lambda: self.backend_abandoned("case=client-reset"), timeout=5,
+                           what="the reset stream's backend connection to be closed")
+        for stream in (3, 5):
+            client.request(stream, request_fields(GV + "/namespaces/default/samples"))
+            self.assertEqual(client.response(stream), (200, LIST_DEFAULT, None), stream)
+        self.assertEqual(len(re.findall(r"^sample-backend: connection closed by the client",
+                                        self.backend.process.log_text(), re.MULTILINE)), 1)
+        self.assertTrue(self.proxy.alive())
 
     def test_waiting_on_the_backend_is_not_a_stall(self):
         # Nothing to send while the backend thinks: the stall timeout does not apply.

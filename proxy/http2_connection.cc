@@ -225,6 +225,9 @@ class Http2Connection::Stream : public UpstreamConnection::Handler {
                  << nghttp2_http2_strerror(error_code);
     }
     state_ = State::kClosed;
+    // Reset by the client mid-exchange, the backend connection is in the middle of a message:
+    // it is closed, never pooled (the backend sees the close and stops). The connection's other
+    // streams have their own backend connections and carry on.
     releaseUpstream(upstream_ && exchange_done() && request_complete_);
   }
 
