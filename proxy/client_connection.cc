@@ -267,6 +267,8 @@ void ClientConnection::parseDownstreamInput() {
         std::string message =
             status == 431   ? "Request Header Fields Too Large"
             : status == 414 ? "Request-URI Too Long"
+            : err == HPE_CB_header_field ? "malformed HTTP request: invalid header field name"
+            : err == HPE_CB_header_value ? "malformed HTTP request: invalid header field value"
                             : absl::StrCat("malformed HTTP request: ", http_errno_description(err));
         AA_VLOG(2) << "bad request from " << peer_ip_ << ": " << message;
         respondWithStatus(status, status == 400 ? "BadRequest" : "", message);
@@ -304,7 +306,9 @@ int ClientConnection::onRequestHeaderField(http_parser* p, const char* at, size_
     c->parse_error_status_ = 431;
     return 1;
   }
-  c->request_lines_.field(c->head_.headers, c->head_.trailers, at, len);
+  if (!c->request_lines_.field(c->head_.headers, c->head_.trailers, at, len)) {
+    return 1;  // a space or another non-token byte in a name: 400 (HPE_CB_header_field)
+  }
   return 0;
 }
 
@@ -315,7 +319,9 @@ int ClientConnection::onRequestHeaderValue(http_parser* p, const char* at, size_
     c->parse_error_status_ = 431;
     return 1;
   }
-  c->request_lines_.value(c->head_.headers, c->head_.trailers, at, len);
+  if (!c->request_lines_.value(c->head_.headers, c->head_.trailers, at, len)) {
+    return 1;  // a control byte in a value: 400 (HPE_CB_header_value)
+  }
   return 0;
 }
 

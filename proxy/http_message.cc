@@ -2,6 +2,7 @@
 #include "proxy/http_message.h"
 
 #include <algorithm>
+#include <charconv>
 #include <vector>
 
 #include "absl/strings/ascii.h"
@@ -169,13 +170,26 @@ void serializeUpstreamRequest(const RequestHead& head, std::string_view client_i
   out.append(head.target);
   out.append(" HTTP/1.1\r\n");
   bool te_trailers = false;
+  bool length_written = false;
   for (const Header& h : head.headers.entries()) {
+    if (equalsIgnoreCase(h.name, "Content-Length")) {
+      // The length the body is forwarded with, as parsed (Go's Transport writes ContentLength,
+      // not the header): a Connection header naming Content-Length must not drop it (the body
+      // would become the backend's next request), nor obs-fold whitespace ("2\t") reach it. A
+      // chunked body is re-chunked instead.
+      if (!head.chunked && head.content_length.has_value() && !length_written) {
+        char digits[24];
+        char* end = std::to_chars(digits, digits + sizeof(digits), *head.content_length).ptr;
+        appendHeader(out, h.name, std::string_view(digits, static_cast<size_t>(end - digits)));
+        length_written = true;
+      }
+      continue;
+    }
     if (hop.drops(h.name)) {
       te_trailers = te_trailers || (equalsIgnoreCase(h.name, "Te") && listsTrailersToken(h.value));
       continue;
     }
-    if (equalsIgnoreCase(h.name, "Expect") || equalsIgnoreCase(h.name, "X-Forwarded-For") ||
-        (head.chunked && equalsIgnoreCase(h.name, "Content-Length"))) {
+    if (equalsIgnoreCase(h.name, "Expect") || equalsIgnoreCase(h.name, "X-Forwarded-For")) {
       continue;
     }
     appendHeader(out, h.name, h.value);

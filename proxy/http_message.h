@@ -67,6 +67,21 @@ struct ResponseHead {
   }
 };
 
+// RFC 9110 tchar: the bytes of a field name.
+inline bool isHttpTokenChar(char c) {
+  const auto u = static_cast<unsigned char>(c);
+  if ((u >= '0' && u <= '9') || (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z')) {
+    return true;
+  }
+  switch (u) {
+    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-':
+    case '.': case '^': case '_': case '`': case '|': case '~':
+      return true;
+    default:
+      return false;
+  }
+}
+
 // Collects header lines from http_parser's field/value callbacks straight into a HeaderMap,
 // appending fragments in place (the map's line slots keep their buffers between messages).
 // Lines that arrive after the head, a chunked body's trailers, never go into the head's map: the
@@ -74,13 +89,24 @@ struct ResponseHead {
 // message. They go into `trailers` when the caller passes one, and are dropped otherwise.
 class HeaderLineCollector {
  public:
-  void field(HeaderMap& headers, const char* at, size_t len) { field(headers, nullptr, at, len); }
-  void field(HeaderMap& headers, HeaderMap& trailers, const char* at, size_t len) {
-    field(headers, &trailers, at, len);
+  // False when the fragment holds a byte that is not a token character. Debian's http-parser
+  // (not built strict) lets spaces into field names: "X-Remote-User : x" would arrive named
+  // "X-Remote-User ", pass the identity-header filters and reach a backend that may trim it.
+  // RFC 9112 section 5.1: a server must answer 400 to whitespace before the colon.
+  bool field(HeaderMap& headers, const char* at, size_t len) {
+    return field(headers, nullptr, at, len);
   }
-  void value(HeaderMap& headers, const char* at, size_t len) { value(headers, nullptr, at, len); }
-  void value(HeaderMap& headers, HeaderMap& trailers, const char* at, size_t len) {
-    value(headers, &trailers, at, len);
+  bool field(HeaderMap& headers, HeaderMap& trailers, const char* at, size_t len) {
+    return field(headers, &trailers, at, len);
+  }
+  // False when the fragment holds a control byte other than tab: http-parser does not check
+  // the first byte of a value, so "Name: \0x" would otherwise be forwarded with its NUL
+  // (RFC 9110 section 5.5: reject, or replace with SP, before forwarding; Go answers 400).
+  bool value(HeaderMap& headers, const char* at, size_t len) {
+    return value(headers, nullptr, at, len);
+  }
+  bool value(HeaderMap& headers, HeaderMap& trailers, const char* at, size_t len) {
+    return value(headers, &trailers, at, len);
   }
   void headEnded() {
     in_trailers_ = true;
@@ -95,9 +121,14 @@ class HeaderLineCollector {
  private:
   enum class State { kNone, kField, kValue };
 
-  void field(HeaderMap& headers, HeaderMap* trailers, const char* at, size_t len) {
+  bool field(HeaderMap& headers, HeaderMap* trailers, const char* at, size_t len) {
     if (in_trailers_ && trailers == nullptr) {
-      return;
+      return true;
+    }
+    for (size_t i = 0; i < len; ++i) {
+      if (!isHttpTokenChar(at[i])) {
+        return false;
+      }
     }
     HeaderMap& lines = in_trailers_ ? *trailers : headers;
     if (state_ != State::kField) {
@@ -105,10 +136,17 @@ class HeaderLineCollector {
     }
     lines.lastLine().name.append(at, len);
     state_ = State::kField;
+    return true;
   }
-  void value(HeaderMap& headers, HeaderMap* trailers, const char* at, size_t len) {
+  bool value(HeaderMap& headers, HeaderMap* trailers, const char* at, size_t len) {
     if (in_trailers_ && trailers == nullptr) {
-      return;
+      return true;
+    }
+    for (size_t i = 0; i < len; ++i) {
+      const auto c = static_cast<unsigned char>(at[i]);
+      if ((c < 0x20 && c != '\t') || c == 0x7f) {
+        return false;
+      }
     }
     HeaderMap& lines = in_trailers_ ? *trailers : headers;
     if (state_ == State::kNone) {
@@ -116,6 +154,7 @@ class HeaderLineCollector {
     }
     lines.lastLine().value.append(at, len);
     state_ = State::kValue;
+    return true;
   }
 
   State state_ = State::kNone;

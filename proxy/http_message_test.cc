@@ -345,5 +345,58 @@ TEST(HeaderLineCollector, FragmentsEmptyValuesAndTrailers) {
   EXPECT_EQ(headers.get("Host"), "h");
 }
 
+// Found by fuzz/http1_request_fuzzer: Debian's http-parser is not built strict, so it delivers
+// "X-Remote-User : x" as a field named "X-Remote-User " (past every identity-header filter), and
+// it never checks the first byte of a value ("Name: \0x").
+TEST(HeaderLineCollector, RefusesWhitespaceInNamesAndControlBytesInValues) {
+  HeaderMap headers;
+  HeaderMap trailers;
+  HeaderLineCollector collect;
+  auto field = [&](std::string_view s) {
+    return collect.field(headers, trailers, s.data(), s.size());
+  };
+  auto value = [&](std::string_view s) {
+    return collect.value(headers, trailers, s.data(), s.size());
+  };
+  EXPECT_TRUE(field("X-Remote-"));
+  EXPECT_FALSE(field("User "));
+  EXPECT_FALSE(field("Bad Header"));
+  EXPECT_FALSE(field("X\x01"));
+  EXPECT_TRUE(field("Accept"));
+  EXPECT_FALSE(value(std::string_view("\0x", 2)));
+  EXPECT_FALSE(value("a\x7f"));
+  EXPECT_FALSE(value("\x1b[31m"));
+  EXPECT_TRUE(value("tab\tand obs-text \xc3\xa9"));
+  collect.headEnded();
+  EXPECT_FALSE(field("X-Trailer "));  // trailers too
+  EXPECT_TRUE(field("X-Trailer"));
+  EXPECT_FALSE(value(std::string_view("\0", 1)));
+}
+
+// Found by fuzz/http1_request_fuzzer: "Connection: content-length" dropped the Content-Length
+// line while the body was still copied to the backend, which then read it as its next request.
+TEST(UpstreamRequest, ContentLengthNamedByConnectionStillFramesTheBody) {
+  RequestHead head = get("/apis/g/v1/things");
+  head.method = "POST";
+  head.headers.add("Connection", "keep-alive, Content-Length");
+  head.headers.add("content-length", "5");
+  head.content_length = 5;
+  EXPECT_EQ(serializeUpstreamRequest(head, "10.0.0.1"),
+            "POST /apis/g/v1/things HTTP/1.1\r\nHost: example\r\ncontent-length: 5\r\n"
+            "X-Forwarded-For: 10.0.0.1\r\n\r\n");
+}
+
+// Found by fuzz/http1_request_fuzzer: an obs-fold left "Content-Length: 2\t" in the header, which
+// http-parser accepts from the client (as 2) but refuses from the proxy.
+TEST(UpstreamRequest, ContentLengthIsTheParsedLength) {
+  RequestHead head = get("/x");
+  head.method = "PUT";
+  head.headers.add("Content-Length", "2\t");
+  head.content_length = 2;
+  EXPECT_EQ(serializeUpstreamRequest(head, "10.0.0.1"),
+            "PUT /x HTTP/1.1\r\nHost: example\r\nContent-Length: 2\r\n"
+            "X-Forwarded-For: 10.0.0.1\r\n\r\n");
+}
+
 }  // namespace
 }  // namespace aaproxy
