@@ -480,7 +480,12 @@ absl::StatusOr<std::vector<FlagValue>> loadConfigFile(const std::string& path) {
         absl::StrCat("--config: \"", path, "\": must be a mapping of flag names to values"));
   }
   for (const auto& entry : root) {
-    std::string key = entry.first.as<std::string>();
+    if (!entry.first.IsScalar()) {
+      // as<std::string>() would throw for a "? [complex]" or null key.
+      return absl::InvalidArgumentError(
+          absl::StrCat("--config: \"", path, "\": keys must be flag names (plain strings)"));
+    }
+    std::string key = entry.first.Scalar();
     const FlagSpec* spec = findFlag(key);
     if (spec == nullptr || key == "config") {
       return absl::InvalidArgumentError(absl::StrCat("--config: \"", path, "\": unknown field \"", key,

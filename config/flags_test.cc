@@ -166,6 +166,18 @@ TEST_F(ConfigFile, ErrorsNameTheField) {
             "--config: \"" + path + "\": field \"upstream\": list items must be plain values");
 }
 
+TEST_F(ConfigFile, KeysThatAreNotStringsAreErrorsNotExceptions) {
+  // Found by fuzz/flags_config_fuzzer: yaml-cpp's as<std::string>() threw out of parseCommandLine.
+  for (const char* yaml : {"upstream: http://h:1\n? [complex, key]\n: value\n",
+                           "{a: b}: 1\n", "~: 1\n"}) {
+    std::string path = write(yaml);
+    auto cl = parse({"--config", path});
+    ASSERT_FALSE(cl.ok()) << yaml;
+    EXPECT_EQ(cl.status().message(),
+              "--config: \"" + path + "\": keys must be flag names (plain strings)");
+  }
+}
+
 TEST(UpstreamAddress, Ipv6) {
   auto a = parseUpstreamAddress("http://[::1]:8080/");
   ASSERT_TRUE(a.ok()) << a.status();
