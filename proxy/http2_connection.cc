@@ -37,13 +37,12 @@ std::string_view sv(const uint8_t* data, size_t len) {
 
 // Go's textproto.CanonicalMIMEHeaderKey, so that the backend sees the same names over HTTP/2
 // (where they arrive lower case) as a Go server would hand it: "x-remote-user" -> "X-Remote-User".
-std::string canonicalHeaderName(std::string_view name) {
-  std::string out(name);
+// Written into `out`, whose buffer a reused stream keeps.
+void assignCanonicalHeaderName(std::string& out, std::string_view name) {
+  out.assign(name);
   for (char c : out) {
-    bool token = absl::ascii_isalnum(static_cast<unsigned char>(c)) ||
-                 std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
-    if (!token || c == '\0') {
-      return out;  // Go leaves names with other bytes as they are
+    if (!isHttpTokenChar(c)) {
+      return;  // Go leaves names with other bytes as they are
     }
   }
   bool upper = true;
@@ -52,7 +51,13 @@ std::string canonicalHeaderName(std::string_view name) {
               : absl::ascii_tolower(static_cast<unsigned char>(c));
     upper = c == '-';
   }
-  return out;
+}
+
+// Appends a field to `map` in a line slot whose buffers survive the stream's reuse.
+void addCanonical(HeaderMap& map, std::string_view name, std::string_view value) {
+  Header& line = map.addLine();
+  assignCanonicalHeaderName(line.name, name);
+  line.value.assign(value);
 }
 
 void writeChunk(evbuffer* out, const uint8_t* data, size_t len) {
@@ -79,12 +84,54 @@ class Http2Connection::Stream : public UpstreamConnection::Handler {
   enum class State { kHeaders, kAdmitting, kForwarding, kResponding, kClosed };
 
   Stream(Http2Connection& conn, int32_t id, uint64_t serial)
-      : conn_(conn), id_(id), serial_(serial), pending_body_(evbuffer_new()),
-        body_(evbuffer_new()), start_(absl::Now()) {
-    http_parser_init(&parser_, HTTP_RESPONSE);
-    parser_.data = this;
+      : conn_(conn), pending_body_(evbuffer_new()), body_(evbuffer_new()) {
+    reset(id, serial);
+  }
+
+  // A closed stream's object serves a new stream: every field starts over, while the header
+  // lines, strings and buffers keep their memory (no allocation per stream once warm).
+  void reset(int32_t id, uint64_t serial) {
+    id_ = id;
+    serial_ = serial;
+    state_ = State::kHeaders;
+    head_.reset();
     head_.http_major = 2;
     head_.http_minor = 0;
+    authority_.clear();
+    host_.clear();
+    cookie_.clear();
+    header_bytes_ = 0;
+    trailer_bytes_ = 0;
+    header_overflow_ = false;
+    request_complete_ = false;
+    evbuffer_drain(pending_body_.get(), evbuffer_get_length(pending_body_.get()));
+    unconsumed_ = 0;
+    request_body_sent_ = 0;
+    upstream_request_.clear();
+    upstream_.reset();
+    http_parser_init(&parser_, HTTP_RESPONSE);
+    parser_.data = this;
+    response_.reset();
+    response_lines_.reset();
+    evbuffer_drain(body_.get(), evbuffer_get_length(body_.get()));
+    body_eof_ = false;
+    body_sent_ = false;
+    response_submitted_ = false;
+    response_complete_ = false;
+    response_bytes_seen_ = false;
+    parser_paused_ = false;
+    reading_paused_ = false;
+    framing_until_close_ = false;
+    connect_failed_ = false;
+    data_frames_ = 0;
+    data_frames_at_check_ = 0;
+    pending_at_check_ = false;
+    start_ = absl::Now();
+    verb_.clear();
+    user_name_.clear();
+    audit_id_.clear();
+    status_ = 0;
+    logged_ = false;
   }
   ~Stream() override { upstream_.reset(); }
 
@@ -119,7 +166,7 @@ class Http2Connection::Stream : public UpstreamConnection::Handler {
       host_ = std::string(value);
       return;
     }
-    head_.headers.add(canonicalHeaderName(name), std::string(value));
+    addCanonical(head_.headers, name, value);
   }
 
   // A field of the request's trailer section (HEADERS after DATA); false when the section is
@@ -131,7 +178,7 @@ class Http2Connection::Stream : public UpstreamConnection::Handler {
     }
     // nghttp2 refuses pseudo-header fields in trailers; connection-specific ones are filtered
     // with the rest when the section is written (appendLastChunk).
-    head_.trailers.add(canonicalHeaderName(name), std::string(value));
+    addCanonical(head_.trailers, name, value);
     return true;
   }
 
@@ -644,8 +691,8 @@ class Http2Connection::Stream : public UpstreamConnection::Handler {
   }
 
   Http2Connection& conn_;
-  const int32_t id_;
-  const uint64_t serial_;
+  int32_t id_ = 0;
+  uint64_t serial_ = 0;
   State state_ = State::kHeaders;
 
   // Request.
@@ -756,6 +803,7 @@ Http2Connection::~Http2Connection() {
   }
   streams_.clear();
   closed_.clear();
+  spare_.clear();
 }
 
 absl::Status Http2Connection::start() {
@@ -832,6 +880,16 @@ void Http2Connection::onReadable() {
 
 void Http2Connection::onWritable() { sendPending(); }
 
+void Http2Connection::recycleClosedStreams() {
+  for (std::unique_ptr<Stream>& stream : closed_) {
+    if (spare_.size() < kMaxSpareStreams) {
+      stream->reset(0, 0);  // lets go of its backend connection and buffered bytes now
+      spare_.push_back(std::move(stream));
+    }
+  }
+  closed_.clear();
+}
+
 void Http2Connection::scheduleSend() {
   if (!send_scheduled_ && !closing_) {
     send_scheduled_ = true;
@@ -879,7 +937,7 @@ void Http2Connection::sendPending() {
       }
     }
   }
-  closed_.clear();
+  recycleClosedStreams();
   updateIdleTimer();
   bool done = !nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_);
   if (done || (draining_ && streams_.empty() && !nghttp2_session_want_write(session_))) {
@@ -1035,7 +1093,15 @@ int Http2Connection::onBeginHeaders(nghttp2_session*, const nghttp2_frame* frame
     return 0;
   }
   int32_t id = frame->hd.stream_id;
-  conn->streams_[id] = std::make_unique<Stream>(*conn, id, ++conn->next_serial_);
+  uint64_t serial = ++conn->next_serial_;
+  std::unique_ptr<Stream>& slot = conn->streams_[id];
+  if (!conn->spare_.empty()) {
+    slot = std::move(conn->spare_.back());
+    conn->spare_.pop_back();
+    slot->reset(id, serial);
+  } else {
+    slot = std::make_unique<Stream>(*conn, id, serial);
+  }
   return 0;
 }
 

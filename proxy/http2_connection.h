@@ -92,6 +92,8 @@ class Http2Connection {
   // reads that were waiting on a stream's buffer; closes when the session is done. Only called
   // from the loop's own entry points, never from inside a stream's method.
   void sendPending();
+  // Frees what closed_ holds, keeping up to kMaxSpareStreams for reuse.
+  void recycleClosedStreams();
   // From inside a stream: sendPending() on the next turn of the loop's active queue.
   void scheduleSend();
   void updateIdleTimer();
@@ -123,6 +125,9 @@ class Http2Connection {
   absl::flat_hash_map<int32_t, std::unique_ptr<Stream>> streams_;
   // Streams closed by nghttp2 during a call; freed after it, when no stream method is running.
   std::vector<std::unique_ptr<Stream>> closed_;
+  // Closed streams kept for new ones (their buffers stay allocated).
+  static constexpr size_t kMaxSpareStreams = 32;
+  std::vector<std::unique_ptr<Stream>> spare_;
   // Streams whose response buffer drained enough to read their backend again.
   std::vector<int32_t> resume_reading_;
   // Lets admission callbacks that arrive after the connection is gone do nothing.
