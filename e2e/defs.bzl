@@ -20,6 +20,6 @@ def python_e2e_test(name, src = None, env = {}, data = [], **kwargs):
         name = name,
         srcs = ["run_python_test.sh"],
         args = ["%s=%s" % (k, v) for k, v in env.items()] + ["$(location %s)" % src],
-        data = [src] + data,
+        data = [src, "junit_runner.py"] + data,
         **kwargs
     )

@@ -9,4 +9,5 @@ while [ $# -gt 0 ]; do
     *) break ;;
   esac
 done
-exec python3 "$@"
+# junit_runner.py runs the suite and writes its cases for Bazel's test.xml.
+exec python3 "$(dirname "$0")/junit_runner.py" "$@"
