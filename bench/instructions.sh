@@ -278,3 +278,10 @@ for name in aa-proxy nginx; do
   printf '\n%s: top %d functions by self cost, Ir/request\n' "$name" "$TOP"
   top_functions "$name"
 done
+
+# The HTTP/2 path: the same measure with h2load (bench/h2_bench.py --instructions); off with
+# BENCH_HTTP2=0.
+if [[ ${BENCH_HTTP2:-1} == 1 ]]; then
+  printf '\n'
+  python3 "$REPO/bench/h2_bench.py" --instructions
+fi
