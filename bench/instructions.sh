@@ -19,6 +19,7 @@ Environment overrides (defaults in brackets):
   BENCH_TOP=N                functions listed per proxy, 0 for none [15]
   BENCH_BAZEL_OUTPUT_BASE=DIR       [/root/.cache/bazel-bench]
   BENCH_KEEP_TMP=1           keep the temporary directory (PKI, logs, callgrind dumps)
+  BENCH_HTTP2=0|1            then the same for HTTP/2 (bench/h2.sh --instructions) [1]
 EOF
 }
 for arg in "$@"; do
