@@ -36,6 +36,7 @@ Environment overrides (defaults in brackets):
                              equal share of the connections each), so all see the same moment
                              of a machine whose speed drifts; prints CPU/req ratios to nginx [1]
   BENCH_KEEP_TMP=1           keep the temporary directory (configs, PKI, logs)
+  BENCH_HTTP2=0|1            then aa-proxy and nginx over HTTP/2 with h2load (bench/h2.sh) [1]
 EOF
 }
 
@@ -748,4 +749,12 @@ if [[ -n $AA_PROXY_SAR_PID ]]; then
   SARS=$(curl -sf --cacert "$PKI/ca.crt" "https://$APISERVER_ADDR/__recorded" |
     grep -o '"path": *"/apis/authorization.k8s.io/v1/subjectaccessreviews' | wc -l) || SARS="?"
   echo "aa-proxy-sar: the kube-apiserver double received $SARS SubjectAccessReview(s) in all."
+fi
+
+# The HTTP/2 targets: aa-proxy and nginx (http2) under h2load, same rounds and duration, after
+# the HTTP/1.1 table (bench/h2_bench.py; off with BENCH_HTTP2=0). Its own processes and PKI.
+if [[ ${BENCH_HTTP2:-1} == 1 ]]; then
+  echo
+  BENCH_RUNS=$RUNS BENCH_DURATION=$(duration_seconds "$DURATION") BENCH_PROXY_WORKERS=$PROXY_WORKERS \
+    run_child python3 "$REPO/bench/h2_bench.py"
 fi
