@@ -14,7 +14,7 @@
 //  - fields nghttp2 delivers are valid HTTP/2 fields (lower-case token names, values without
 //    CR, LF or NUL), so the HTTP/1.1 request built from them has no line break inside a line and
 //    re-parses with http-parser to the same method and target when the target is a valid
-//    request URI (admission answers 400 to any other).
+//    origin-form request URI (admission answers 400 to invalid ones).
 #include <http_parser.h>
 #include <nghttp2/nghttp2.h>
 
@@ -136,6 +136,11 @@ void checkUpstreamRequest(const RequestHead& head) {
   if (head.method.empty() || head.method == "CONNECT" || !parseGoRequestUri(head.target).ok() ||
       head.target.find(' ') != std::string::npos) {
     return;  // answered locally (405, 400), never forwarded
+  }
+  if (head.target[0] != '/' && head.target != "*") {
+    // An absolute-form :path (Go's server takes one too) goes out as it came; http-parser only
+    // knows letters in a scheme ("a-b.c://h/" is valid URI syntax), so it is no judge of these.
+    return;
   }
   struct Reparsed {
     std::string url;

@@ -60,8 +60,8 @@ void checkRule(const StaticPolicy& policy, const StaticPolicyRule& rule) {
     info.path = path.empty() ? "/anything" : path;
   } else {
     const std::string& resource = rule.resources[0];
-    if (resource == "*/") {
-      return;  // names a subresource that cannot be empty: matches nothing
+    if (!resource.empty() && resource.back() == '/') {
+      return;  // "res/", "*/": an empty subresource, which no request has (as in RBAC)
     }
     info.isResourceRequest = true;
     info.apiGroup = orDefault(rule.apiGroups[0], "some.group");
