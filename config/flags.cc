@@ -19,6 +19,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "config/cpu_quota.h"
+#include "config/route_table.h"
 #include "yaml-cpp/yaml.h"
 
 namespace aaproxy {
@@ -107,6 +108,32 @@ absl::Status appendOptionalList(std::string_view value, std::optional<std::vecto
     out.emplace();
   }
   return appendList(value, *out);
+}
+
+// A list of Go path.Match patterns, each checked for syntax.
+absl::Status appendPathPatterns(std::string_view value, std::vector<std::string>& out) {
+  std::vector<std::string> patterns;
+  if (absl::Status s = appendList(value, patterns); !s.ok()) {
+    return s;
+  }
+  for (const std::string& pattern : patterns) {
+    if (absl::StatusOr<bool> ok = goPathMatch(pattern, "/"); !ok.ok()) {
+      return invalid(pattern, "is not a path pattern (Go path.Match: syntax error in pattern)");
+    }
+  }
+  out.insert(out.end(), patterns.begin(), patterns.end());
+  return absl::OkStatus();
+}
+
+// An HTTP field name (RFC 9110 token), as given.
+absl::Status headerName(std::string_view value, std::string& out) {
+  if (value.empty() ||
+      value.find_first_not_of("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz"
+                              "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != std::string_view::npos) {
+    return invalid(value, "is not an HTTP header name");
+  }
+  out = std::string(value);
+  return absl::OkStatus();
 }
 
 absl::Status parseTlsVersion(std::string_view value, int& out) {
@@ -211,7 +238,8 @@ const std::vector<FlagSpec>& flagTable() {
          return parseCipherSuites(v, o.tls_cipher_list);
        }},
       {"upstream", false, "url", "",
-       "The backend to forward authorized requests to: http://host:port or unix:///path/to.sock. Required.",
+       "The backend to forward authorized requests to: http://host:port or unix:///path/to.sock. "
+       "Required unless every route of the --config file names its own upstream.",
        [](ProxyOptions& o, std::string_view v) -> absl::Status {
          auto parsed = parseUpstreamAddress(v);
          if (!parsed.ok()) {
@@ -315,6 +343,44 @@ const std::vector<FlagSpec>& flagTable() {
        [](ProxyOptions& o, std::string_view v) {
          o.always_allow_paths.clear();
          return appendList(v, o.always_allow_paths);
+       }},
+      {"allow-paths", false, "patterns", "",
+       "Comma-separated Go path.Match patterns (e.g. /metrics,/api/v1/*); a request whose path "
+       "matches none is answered 404. Cannot be combined with --ignore-paths.",
+       [](ProxyOptions& o, std::string_view v) {
+         o.allow_paths.clear();
+         return appendPathPatterns(v, o.allow_paths);
+       }},
+      {"ignore-paths", false, "patterns", "",
+       "Comma-separated Go path.Match patterns whose requests are forwarded without authentication "
+       "or authorization (identity headers and credentials are still removed). Cannot be combined "
+       "with --allow-paths.",
+       [](ProxyOptions& o, std::string_view v) {
+         o.ignore_paths.clear();
+         return appendPathPatterns(v, o.ignore_paths);
+       }},
+      {"auth-header-fields-enabled", true, "bool", "false",
+       "Also pass the user and groups to the backend in --auth-header-user-field-name and "
+       "--auth-header-groups-field-name (names clients cannot set: they are removed from requests).",
+       [](ProxyOptions& o, std::string_view v) { return parseBool(v, o.auth_header_fields.enabled); }},
+      {"auth-header-user-field-name", false, "name", "x-remote-user",
+       "The header that carries the user name when --auth-header-fields-enabled.",
+       [](ProxyOptions& o, std::string_view v) {
+         return headerName(v, o.auth_header_fields.user_field);
+       }},
+      {"auth-header-groups-field-name", false, "name", "x-remote-groups",
+       "The header that carries the groups when --auth-header-fields-enabled.",
+       [](ProxyOptions& o, std::string_view v) {
+         return headerName(v, o.auth_header_fields.groups_field);
+       }},
+      {"auth-header-groups-field-separator", false, "string", "|",
+       "The separator between groups in --auth-header-groups-field-name.",
+       [](ProxyOptions& o, std::string_view v) -> absl::Status {
+         if (v.empty() || v.find_first_of("\r\n") != std::string_view::npos) {
+           return invalid(v, "must be a non-empty separator without line breaks");
+         }
+         o.auth_header_fields.groups_separator = std::string(v);
+         return absl::OkStatus();
        }},
       {"authorization-webhook-cache-authorized-ttl", false, "duration", "10s",
        "The duration to cache 'authorized' responses from the webhook authorizer.",
@@ -463,17 +529,24 @@ struct FlagValue {
   std::string value;
 };
 
-// --config: a YAML mapping from flag names (without dashes) to values; lists for list flags.
-absl::StatusOr<std::vector<FlagValue>> loadConfigFile(const std::string& path) {
+struct ConfigFile {
+  std::vector<FlagValue> values;
+  std::vector<RouteConfig> routes;
+};
+
+// --config: a YAML mapping from flag names (without dashes) to values; lists for list flags;
+// and `routes`, the route table (config/route_table.h).
+absl::StatusOr<ConfigFile> loadConfigFile(const std::string& path) {
   YAML::Node root;
   try {
     root = YAML::LoadFile(path);
   } catch (const YAML::Exception& e) {
     return absl::InvalidArgumentError(absl::StrCat("--config: \"", path, "\": ", e.what()));
   }
-  std::vector<FlagValue> values;
+  ConfigFile file;
+  std::vector<FlagValue>& values = file.values;
   if (!root || root.IsNull()) {
-    return values;
+    return file;
   }
   if (!root.IsMap()) {
     return absl::InvalidArgumentError(
@@ -486,6 +559,20 @@ absl::StatusOr<std::vector<FlagValue>> loadConfigFile(const std::string& path) {
           absl::StrCat("--config: \"", path, "\": keys must be flag names (plain strings)"));
     }
     std::string key = entry.first.Scalar();
+    if (key == "routes") {
+      absl::StatusOr<std::vector<RouteConfig>> routes = absl::InternalError("");
+      try {
+        routes = parseRoutes(entry.second);
+      } catch (const YAML::Exception& e) {
+        routes = absl::InvalidArgumentError(absl::StrCat("routes: ", e.what()));
+      }
+      if (!routes.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--config: \"", path, "\": ", routes.status().message()));
+      }
+      file.routes = *std::move(routes);
+      continue;
+    }
     const FlagSpec* spec = findFlag(key);
     if (spec == nullptr || key == "config") {
       return absl::InvalidArgumentError(absl::StrCat("--config: \"", path, "\": unknown field \"", key,
@@ -509,7 +596,7 @@ absl::StatusOr<std::vector<FlagValue>> loadConfigFile(const std::string& path) {
     }
     values.push_back({spec, std::move(value)});
   }
-  return values;
+  return file;
 }
 
 }  // namespace
@@ -558,12 +645,14 @@ absl::StatusOr<CommandLine> parseCommandLine(const std::vector<std::string>& arg
   // The config file first, then the command line: a flag given on the command line replaces the
   // file's value (for list flags too, rather than appending to it).
   std::vector<FlagValue> ordered;
+  std::vector<RouteConfig> routes;
   if (!config_file.empty()) {
-    absl::StatusOr<std::vector<FlagValue>> from_file = loadConfigFile(config_file);
+    absl::StatusOr<ConfigFile> from_file = loadConfigFile(config_file);
     if (!from_file.ok()) {
       return from_file.status();
     }
-    for (FlagValue& fv : *from_file) {
+    routes = std::move(from_file->routes);
+    for (FlagValue& fv : from_file->values) {
       bool overridden = std::any_of(from_args.begin(), from_args.end(),
                                     [&](const FlagValue& a) { return a.spec == fv.spec; });
       if (!overridden) {
@@ -580,8 +669,15 @@ absl::StatusOr<CommandLine> parseCommandLine(const std::vector<std::string>& arg
     upstream_set |= fv.spec->name == "upstream";
   }
   ProxyOptions& o = cl.options;
-  if (!upstream_set) {
-    return absl::InvalidArgumentError("--upstream: required (http://host:port or unix:///path.sock)");
+  if (absl::Status s = resolveRoutes(routes, upstream_set ? std::optional(o.upstream) : std::nullopt,
+                                     o.upstreams);
+      !s.ok()) {
+    return s;
+  }
+  o.routes = std::make_shared<const RouteTable>(std::move(routes));
+  if (!o.allow_paths.empty() && !o.ignore_paths.empty()) {
+    return absl::InvalidArgumentError(
+        "--allow-paths: cannot be combined with --ignore-paths (kube-rbac-proxy refuses it too)");
   }
   if (o.tls_cert_file.empty() != o.tls_private_key_file.empty()) {
     return absl::InvalidArgumentError(

@@ -2,6 +2,8 @@
 
 #include <openssl/ssl.h>
 
+#include "absl/strings/str_cat.h"
+#include "config/route_table.h"
 #include "gtest/gtest.h"
 
 namespace aaproxy {
@@ -198,6 +200,104 @@ TEST(Flags, CipherSuitesByGoNames) {
   EXPECT_EQ(bad.status().message(),
             "--tls-cipher-suites: Cipher suite TLS_ECDHE_ECDSA_WITH_RC4_128_SHA2 not supported or "
             "doesn't exist");
+}
+
+}  // namespace
+}  // namespace aaproxy
+
+namespace aaproxy {
+namespace {
+
+std::string writeConfig(const std::string& name, const std::string& text) {
+  std::string path = ::testing::TempDir() + "/" + name;
+  FILE* f = fopen(path.c_str(), "w");
+  fputs(text.c_str(), f);
+  fclose(f);
+  return path;
+}
+
+TEST(Flags, RoutesFromTheConfigFile) {
+  std::string path = writeConfig("routes.yaml", R"(
+upstream: http://127.0.0.1:8080
+routes:
+- path: /metrics
+  upstream: http://127.0.0.1:9100
+  authorization: nonResource
+- path: /apis
+- path: /admin
+  upstream: http://127.0.0.1:9100
+  authorization: deny
+)");
+  auto cl = parseCommandLine({"--config", path});
+  ASSERT_TRUE(cl.ok()) << cl.status();
+  const ProxyOptions& o = cl->options;
+  ASSERT_EQ(o.upstreams.size(), 2u);
+  EXPECT_EQ(o.upstreams[0].port, 9100);
+  EXPECT_EQ(o.upstreams[1].port, 8080);
+  ASSERT_NE(o.routes, nullptr);
+  EXPECT_FALSE(o.routes->isDefault());
+  EXPECT_EQ(o.routes->match("/apis/x")->upstream_index, 1u);
+  EXPECT_EQ(o.routes->match("/admin")->authorization, RouteAuthorization::kDeny);
+  EXPECT_EQ(o.routes->match("/other"), nullptr);
+}
+
+TEST(Flags, WithoutRoutesOneDefaultRoute) {
+  auto cl = parseCommandLine({"--upstream", "unix:///run/b.sock"});
+  ASSERT_TRUE(cl.ok()) << cl.status();
+  ASSERT_EQ(cl->options.upstreams.size(), 1u);
+  EXPECT_EQ(cl->options.upstreams[0].path, "/run/b.sock");
+  EXPECT_TRUE(cl->options.routes->isDefault());
+}
+
+TEST(Flags, RouteErrorsNameTheFileAndField) {
+  std::string path = writeConfig("bad-routes.yaml", "routes:\n- path: /a\n  authorization: x\n");
+  auto cl = parseCommandLine({"--config", path, "--upstream", "http://127.0.0.1:1"});
+  ASSERT_FALSE(cl.ok());
+  EXPECT_EQ(cl.status().message(),
+            absl::StrCat("--config: \"", path,
+                         "\": routes[0].authorization: \"x\" is not one of kubernetes, "
+                         "resourceAttributes, nonResource, public, deny"));
+  path = writeConfig("no-upstream.yaml", "routes:\n- path: /a\n");
+  cl = parseCommandLine({"--config", path});
+  ASSERT_FALSE(cl.ok());
+  EXPECT_EQ(cl.status().message(),
+            "routes[0].upstream: required when --upstream is not set (path \"/a\")");
+  cl = parseCommandLine({});
+  ASSERT_FALSE(cl.ok());
+  EXPECT_EQ(cl.status().message(), "--upstream: required (http://host:port or unix:///path.sock)");
+}
+
+TEST(Flags, KubeRbacProxyPathsAndAuthHeaderFields) {
+  auto cl = parseCommandLine({"--upstream", "http://127.0.0.1:1", "--allow-paths",
+                              "/metrics, /api/v1/*", "--auth-header-fields-enabled",
+                              "--auth-header-groups-field-separator", ","});
+  ASSERT_TRUE(cl.ok()) << cl.status();
+  EXPECT_EQ(cl->options.allow_paths, (std::vector<std::string>{"/metrics", "/api/v1/*"}));
+  EXPECT_TRUE(cl->options.auth_header_fields.enabled);
+  EXPECT_EQ(cl->options.auth_header_fields.user_field, "x-remote-user");
+  EXPECT_EQ(cl->options.auth_header_fields.groups_field, "x-remote-groups");
+  EXPECT_EQ(cl->options.auth_header_fields.groups_separator, ",");
+
+  struct Case {
+    std::vector<std::string> args;
+    std::string error;
+  };
+  const Case cases[] = {
+      {{"--allow-paths", "/a[", "--upstream", "http://127.0.0.1:1"},
+       "--allow-paths: \"/a[\" is not a path pattern (Go path.Match: syntax error in pattern)"},
+      {{"--ignore-paths", "/a", "--allow-paths", "/b", "--upstream", "http://127.0.0.1:1"},
+       "--allow-paths: cannot be combined with --ignore-paths (kube-rbac-proxy refuses it too)"},
+      {{"--auth-header-user-field-name", "x user", "--upstream", "http://127.0.0.1:1"},
+       "--auth-header-user-field-name: \"x user\" is not an HTTP header name"},
+      {{"--auth-header-groups-field-separator", "", "--upstream", "http://127.0.0.1:1"},
+       "--auth-header-groups-field-separator: \"\" must be a non-empty separator without line "
+       "breaks"},
+  };
+  for (const Case& c : cases) {
+    auto bad = parseCommandLine(c.args);
+    ASSERT_FALSE(bad.ok()) << c.error;
+    EXPECT_EQ(bad.status().message(), c.error);
+  }
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -26,6 +27,17 @@ struct UpstreamAddress {
 // Parses `http://host:port` (IPv6 in brackets) or `unix:///abs/path.sock`.
 absl::StatusOr<UpstreamAddress> parseUpstreamAddress(std::string_view value);
 
+class RouteTable;  // config/route_table.h
+
+// kube-rbac-proxy's --auth-header-fields-enabled: the identity also under names a backend
+// chooses, the groups joined into one value.
+struct AuthHeaderFields {
+  bool enabled = false;
+  std::string user_field = "x-remote-user";
+  std::string groups_field = "x-remote-groups";
+  std::string groups_separator = "|";
+};
+
 struct ProxyOptions {
   // Serving.
   std::string bind_address = "0.0.0.0";
@@ -37,8 +49,17 @@ struct ProxyOptions {
   int workers = 0;          // 0 = the cgroup CPU quota, else the cores (config/cpu_quota.h)
   std::string workers_source;  // where `workers` came from, for the start-up log
 
-  // Backend.
+  // Backend: --upstream, and the routes of the --config file. After parsing, `routes` holds at
+  // least one route (without a `routes:` list, "/" to --upstream with kubernetes authorization)
+  // and `upstreams` every distinct backend once (RouteConfig::upstream_index).
   UpstreamAddress upstream;
+  std::shared_ptr<const RouteTable> routes;
+  std::vector<UpstreamAddress> upstreams;
+  // kube-rbac-proxy's --allow-paths (others 404) and --ignore-paths (no authn/authz): Go
+  // path.Match patterns against the decoded path.
+  std::vector<std::string> allow_paths;
+  std::vector<std::string> ignore_paths;
+  AuthHeaderFields auth_header_fields;
 
   // Client certificate trust.
   std::string client_ca_file;

@@ -32,6 +32,13 @@ struct AdmissionVerdict {
   std::string verb;
   // kForward: the identity to hand to the backend in X-Remote-* headers.
   UserInfo user;
+  // kForward: false for a public route (no identity headers at all).
+  bool send_identity = true;
+  // kForward: the backend, an index into ProxyOptions::upstreams (Worker::upstreamPool).
+  size_t upstream = 0;
+  // kForward: false when a route other than "/" claims the path, so that /metrics or /healthz
+  // go to that route's backend instead of being answered by aa-proxy itself.
+  bool serve_local_endpoints = true;
   // kRespond: a complete local answer (Kubernetes Status bodies).
   int status = 500;
   std::string content_type;  // empty: application/json (a default here would allocate per request)

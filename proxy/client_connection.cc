@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "authn/identity_headers.h"
+#include "proxy/forwarded_identity.h"
 #include "common/logging.h"
 #include "k8s/status.h"
 #include "proxy/access_log.h"
@@ -393,8 +394,9 @@ void ClientConnection::onAdmitted(AdmissionVerdict verdict) {
   metrics_verb_ = std::move(verdict.verb);
   user_name_ = verdict.user.name;
   if (verdict.kind == AdmissionVerdict::Kind::kForward) {
-    if (!serveLocalEndpoint()) {
-      startForwarding(verdict.user);
+    if (!verdict.serve_local_endpoints || !serveLocalEndpoint()) {
+      upstream_index_ = verdict.upstream;
+      startForwarding(verdict.user, verdict.send_identity);
     }
     return;
   }
@@ -494,10 +496,12 @@ void ClientConnection::drain() {
   }
 }
 
-void ClientConnection::startForwarding(const UserInfo& user) {
-  removeIdentityHeaders(head_.headers);  // admission strips them too; never forward a client's
+void ClientConnection::startForwarding(const UserInfo& user, bool send_identity) {
   identity_lines_.clear();
-  if (absl::Status identity = appendIdentityHeaderLines(identity_lines_, user); !identity.ok()) {
+  // Admission strips them too; never forward a client's.
+  if (absl::Status identity = prepareForwardedIdentity(
+          head_.headers, user, send_identity, worker_.options().auth_header_fields, identity_lines_);
+      !identity.ok()) {
     // A line break in a certificate's CN must not become a header line of its own.
     AA_LOG(W) << "not forwarding " << head_.method << " " << head_.target << " for user \""
               << absl::CEscape(absl::string_view(user.name.data(), user.name.size()))
@@ -539,7 +543,7 @@ void ClientConnection::connectUpstream() {
   response_paused_ = false;
   response_bytes_seen_ = false;
   std::string error;
-  upstream_ = worker_.upstreamPool().acquire(*this, error);
+  upstream_ = worker_.upstreamPool(upstream_index_).acquire(*this, error);
   if (!upstream_) {
     connect_failed_ = true;
     onUpstreamClosed(error);
@@ -617,7 +621,7 @@ void ClientConnection::releaseUpstream(bool reusable) {
     return;
   }
   if (reusable) {
-    worker_.upstreamPool().release(std::move(upstream_));
+    worker_.upstreamPool(upstream_index_).release(std::move(upstream_));
   } else {
     upstream_.reset();
   }

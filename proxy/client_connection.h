@@ -87,7 +87,7 @@ class ClientConnection : public UpstreamConnection::Handler,
   void processUpstreamInput();
   void startAdmission();
   void onAdmitted(AdmissionVerdict verdict);
-  void startForwarding(const UserInfo& user);
+  void startForwarding(const UserInfo& user, bool send_identity);
   // Answers /healthz, /livez, /readyz and /metrics here; false for any other path.
   bool serveLocalEndpoint();
   void connectUpstream();
@@ -161,6 +161,7 @@ class ClientConnection : public UpstreamConnection::Handler,
 
   // Response side.
   std::unique_ptr<UpstreamConnection> upstream_;
+  size_t upstream_index_ = 0;  // the request's backend (AdmissionVerdict::upstream)
   http_parser response_parser_;
   bool response_paused_ = false;
   ResponseHead response_head_;

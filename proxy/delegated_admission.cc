@@ -11,6 +11,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "authn/authentication_chain.h"
 #include "authn/extension_apiserver_authentication.h"
 #include "authn/identity_headers.h"
@@ -23,6 +24,8 @@
 #include "authz/request_info.h"
 #include "authz/static_policy.h"
 #include "authz/subject_access_review.h"
+#include "authz/go_text.h"
+#include "config/route_table.h"
 #include "cache/coalescing_cache.h"
 #include "common/logging.h"
 #include "common/metrics.h"
@@ -124,7 +127,11 @@ std::string apiErrorMessage(const ApiResponse& response) {
 // What the asynchronous continuations need after the request head is gone.
 struct PendingRequest {
   std::string target;
+  // The attributes to authorize: the request's RequestInfo, or what its route makes of it.
   RequestInfo info;
+  // Further attributes that must all be allowed too (a route's rewritten resource attributes).
+  std::vector<RequestInfo> more_checks;
+  const RouteConfig* route = nullptr;
   // Impersonate-* headers, read before they were stripped; applied after authentication.
   absl::StatusOr<ImpersonationPlan> impersonation = ImpersonationPlan{};
   JsonStyle style = JsonStyle::kCompact;
@@ -132,6 +139,97 @@ struct PendingRequest {
   UserInfo user;
   std::function<void(AdmissionVerdict)> done;
 };
+
+// What aa-proxy answers itself when no route claims it (client_connection.cc's
+// serveLocalEndpoint): /metrics and the health endpoints with their subpaths.
+bool isLocalEndpointPath(std::string_view path) {
+  if (path == "/metrics") {
+    return true;
+  }
+  for (std::string_view endpoint : {"/healthz", "/livez", "/readyz"}) {
+    if (path.starts_with(endpoint) &&
+        (path.size() == endpoint.size() || path[endpoint.size()] == '/')) {
+      return true;
+    }
+  }
+  return false;
+}
+
+bool matchesAnyPattern(const std::vector<std::string>& patterns, std::string_view path) {
+  for (const std::string& pattern : patterns) {
+    absl::StatusOr<bool> match = goPathMatch(pattern, path);  // validated at start
+    if (match.ok() && *match) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// kube-rbac-proxy's verb for fixed resource attributes (HEAD reads like GET, as in RequestInfo).
+std::string resourceAttributesVerb(std::string_view method) {
+  if (method == "GET" || method == "HEAD") return "get";
+  if (method == "POST") return "create";
+  if (method == "PUT") return "update";
+  if (method == "PATCH") return "patch";
+  if (method == "DELETE") return "delete";
+  return "*";
+}
+
+// The values of a route's "{{ .Value }}": query parameter values, then header values, then the
+// path segment, in that order; each gives its own attributes.
+std::vector<std::string> rewriteValues(const AttributeRewrites& rewrites, const RequestHead& head,
+                                       const RequestInfo& info) {
+  std::vector<std::string> values;
+  if (!rewrites.query_parameter.empty()) {
+    std::string_view target = head.target;
+    size_t q = target.find('?');
+    if (q != std::string_view::npos) {
+      GoQuery query = GoQuery::parse(target.substr(q + 1));
+      for (std::string_view v : query.all(rewrites.query_parameter)) {
+        values.emplace_back(v);
+      }
+    }
+  }
+  if (!rewrites.http_header.empty()) {
+    for (std::string_view v : head.headers.getAll(rewrites.http_header)) {
+      values.emplace_back(v);
+    }
+  }
+  if (rewrites.path_segment >= 0) {
+    std::string_view path = info.path;
+    int index = 0;
+    size_t start = 1;
+    while (start <= path.size()) {
+      size_t end = path.find('/', start);
+      if (end == std::string_view::npos) {
+        end = path.size();
+      }
+      if (index == rewrites.path_segment) {
+        if (end > start) {
+          values.emplace_back(path.substr(start, end - start));
+        }
+        break;
+      }
+      ++index;
+      start = end + 1;
+    }
+  }
+  return values;
+}
+
+RequestInfo resourceAttributesFor(const ResourceAttributesTemplate& t, std::string_view value,
+                                  const std::string& verb) {
+  RequestInfo info;
+  info.isResourceRequest = true;
+  info.verb = verb;
+  info.namespaceName = t.namespace_name.fill(value);
+  info.apiGroup = t.api_group.fill(value);
+  info.apiVersion = t.api_version.fill(value);
+  info.resource = t.resource.fill(value);
+  info.subresource = t.subresource.fill(value);
+  info.name = t.name.fill(value);
+  return info;
+}
 
 }  // namespace
 
@@ -177,7 +275,17 @@ class DelegatedAdmission::Impl {
                           std::shared_ptr<PendingRequest> request);
   void authorize(LoopState& state, Dispatcher& loop, UserInfo user,
                  std::shared_ptr<PendingRequest> request);
-  void finishAuthorization(const AuthorizationVerdict& verdict, PendingRequest& request);
+  void finishAuthorization(const AuthorizationVerdict& verdict, PendingRequest& request,
+                           const RequestInfo& attributes);
+  // Routing: the request's route and its attributes go into `request`; a verdict when the route
+  // answers without authentication (404, 400, a public route).
+  std::optional<AdmissionVerdict> route(RequestHead& head, const AuthenticationSnapshot& snap,
+                                        PendingRequest& request);
+  // Removes credentials, identity and impersonation fields: nothing of them reaches a backend.
+  void stripCredentials(HeaderMap& headers, const AuthenticationSnapshot& snap) const;
+  // Authorizes request.more_checks[index..] one after another, after request.info.
+  void authorizeMore(LoopState& state, Dispatcher& loop, size_t index,
+                     std::shared_ptr<PendingRequest> request);
 
   const DelegatedAdmissionOptions options_;
   const std::shared_ptr<const KubeTransport> authn_transport_;
@@ -314,14 +422,17 @@ void DelegatedAdmission::Impl::admit(RequestHead& head, const ConnectionInfo& co
     return;
   }
 
+  if (std::optional<AdmissionVerdict> routed = route(head, *snap, *request); routed.has_value()) {
+    request->done(*std::move(routed));
+    return;
+  }
+
   AuthenticationRequest authn_request{
       head.headers, {connection.peer_leaf, connection.peer_chain, connection.verification_cache}};
   ChainDecision decision = snap->chain.authenticate(authn_request);
   request->impersonation = planImpersonation(head.headers);
   // Credentials, identity and impersonation headers never travel further, whatever the outcome.
-  stripIdentityHeaders(head.headers, snap->header_names);
-  removeImpersonationHeaders(head.headers);
-  stripWebSocketBearerProtocols(head.headers);
+  stripCredentials(head.headers, *snap);
 
   if (decision.kind == ChainDecision::Kind::kNeedsTokenReview) {
     reviewToken(state, loop, snap, std::move(decision), std::move(request));
@@ -339,6 +450,9 @@ void DelegatedAdmission::Impl::stripTrailers(HeaderMap& trailers, Dispatcher& lo
   // The same removals as admit()'s on the head, with the names configured now.
   stripIdentityHeaders(trailers, it->second->authn->header_names);
   removeImpersonationHeaders(trailers);
+  for (const std::string& name : options_.extra_identity_headers) {
+    trailers.remove(name);
+  }
 }
 
 void DelegatedAdmission::Impl::reviewToken(LoopState& state, Dispatcher& loop,
@@ -536,30 +650,162 @@ void DelegatedAdmission::Impl::checkImpersonation(LoopState& state, Dispatcher& 
          });
 }
 
+void DelegatedAdmission::Impl::stripCredentials(HeaderMap& headers,
+                                                const AuthenticationSnapshot& snap) const {
+  stripIdentityHeaders(headers, snap.header_names);
+  removeImpersonationHeaders(headers);
+  stripWebSocketBearerProtocols(headers);
+  for (const std::string& name : options_.extra_identity_headers) {
+    headers.remove(name);
+  }
+}
+
+std::optional<AdmissionVerdict> DelegatedAdmission::Impl::route(RequestHead& head,
+                                                                const AuthenticationSnapshot& snap,
+                                                                PendingRequest& request) {
+  const RouteTable* table = options_.routes.get();
+  const std::string& path = request.info.path;
+  const bool routing = (table != nullptr && !table->isDefault()) || !options_.allow_paths.empty() ||
+                       !options_.ignore_paths.empty();
+  if (!routing) {
+    return std::nullopt;  // one backend, kubernetes authorization: nothing to decide here
+  }
+  auto status = [&](int code, std::string_view reason, std::string_view message) {
+    AdmissionVerdict v = AdmissionVerdict::respond(
+        code, failureStatusJson(code, reason, message,
+                                code == 404 ? std::optional(StatusDetails{}) : std::nullopt,
+                                request.style));
+    v.verb = upperVerb(request.info);
+    return v;
+  };
+  // A backend may resolve "..", "." and "//" to a path of another route: refuse them.
+  if (hasAmbiguousSegments(path)) {
+    return status(400, "BadRequest",
+                  absl::StrCat("the request path ", goQuote(path),
+                               " has empty, \".\" or \"..\" segments"));
+  }
+  const RouteConfig* route = table != nullptr ? table->match(path) : nullptr;
+  // A route other than "/", or a path named by --allow-paths / --ignore-paths, takes the path
+  // from aa-proxy's own endpoints (kube-rbac-proxy users expect the backend's /metrics).
+  const bool claimed = route != nullptr &&
+                       (route->path != "/" || matchesAnyPattern(options_.allow_paths, path) ||
+                        matchesAnyPattern(options_.ignore_paths, path));
+  if (!claimed && isLocalEndpointPath(path)) {
+    return std::nullopt;  // aa-proxy's own endpoints, authorized as always
+  }
+  if (route == nullptr ||
+      (!options_.allow_paths.empty() && !matchesAnyPattern(options_.allow_paths, path))) {
+    return status(404, "NotFound", "the server could not find the requested resource");
+  }
+  request.route = route;
+  if (route->authorization == RouteAuthorization::kPublic ||
+      matchesAnyPattern(options_.ignore_paths, path)) {
+    stripCredentials(head.headers, snap);
+    AdmissionVerdict v = AdmissionVerdict::forward(UserInfo{});
+    v.send_identity = false;
+    v.upstream = route->upstream_index;
+    v.serve_local_endpoints = !claimed;
+    v.verb = upperVerb(request.info);
+    return v;
+  }
+  switch (route->authorization) {
+    case RouteAuthorization::kKubernetes:
+    case RouteAuthorization::kDeny:
+    case RouteAuthorization::kPublic:
+      break;
+    case RouteAuthorization::kNonResource: {
+      RequestInfo info;
+      info.path = path;
+      info.verb = goAsciiLower(head.method);
+      request.info = std::move(info);
+      break;
+    }
+    case RouteAuthorization::kResourceAttributes: {
+      const std::string verb = resourceAttributesVerb(head.method);
+      const ResourceAttributesTemplate& attributes = route->resource_attributes;
+      if (!route->rewrites.any()) {
+        request.info = resourceAttributesFor(attributes, "", verb);
+        break;
+      }
+      std::vector<std::string> values = rewriteValues(route->rewrites, head, request.info);
+      if (values.empty()) {
+        std::vector<std::string> sources;
+        if (!route->rewrites.query_parameter.empty()) {
+          sources.push_back(absl::StrCat("query parameter ", goQuote(route->rewrites.query_parameter)));
+        }
+        if (!route->rewrites.http_header.empty()) {
+          sources.push_back(absl::StrCat("header ", goQuote(route->rewrites.http_header)));
+        }
+        if (route->rewrites.path_segment >= 0) {
+          sources.push_back(absl::StrCat("path segment ", route->rewrites.path_segment));
+        }
+        return status(400, "BadRequest",
+                      absl::StrCat("the request has no value for the route's resource attributes (",
+                                   absl::StrJoin(sources, ", "), ")"));
+      }
+      request.info = resourceAttributesFor(attributes, values[0], verb);
+      for (size_t i = 1; i < values.size(); ++i) {
+        request.more_checks.push_back(resourceAttributesFor(attributes, values[i], verb));
+      }
+      break;
+    }
+  }
+  return std::nullopt;
+}
+
 void DelegatedAdmission::Impl::authorize(LoopState& state, Dispatcher& loop, UserInfo user,
                                          std::shared_ptr<PendingRequest> request) {
   const RequestInfo& info = request->info;
   // The pending request owns the user until the decision (at once from a cache, later from a
   // SubjectAccessReview), so neither the call nor the callback copies it.
   request->user = std::move(user);
-  decide(state, loop, request->user, info, [this, request](const AuthorizationVerdict& verdict) {
-    finishAuthorization(verdict, *request);
-  });
+  if (request->route != nullptr && request->route->authorization == RouteAuthorization::kDeny) {
+    // As kube-apiserver's AlwaysDeny authorizer.
+    finishAuthorization({AuthorizationVerdict::Kind::kForbidden, "Everything is forbidden.", ""},
+                        *request, info);
+    return;
+  }
+  decide(state, loop, request->user, info,
+         [this, &state, &loop, request](const AuthorizationVerdict& verdict) {
+           if (verdict.kind == AuthorizationVerdict::Kind::kAllow && !request->more_checks.empty()) {
+             authorizeMore(state, loop, 0, request);
+             return;
+           }
+           finishAuthorization(verdict, *request, request->info);
+         });
+}
+
+void DelegatedAdmission::Impl::authorizeMore(LoopState& state, Dispatcher& loop, size_t index,
+                                             std::shared_ptr<PendingRequest> request) {
+  const RequestInfo& info = request->more_checks[index];
+  decide(state, loop, request->user, info,
+         [this, &state, &loop, index, request](const AuthorizationVerdict& verdict) {
+           if (verdict.kind == AuthorizationVerdict::Kind::kAllow &&
+               index + 1 < request->more_checks.size()) {
+             authorizeMore(state, loop, index + 1, request);
+             return;
+           }
+           finishAuthorization(verdict, *request, request->more_checks[index]);
+         });
 }
 
 void DelegatedAdmission::Impl::finishAuthorization(const AuthorizationVerdict& verdict,
-                                                   PendingRequest& request) {
+                                                   PendingRequest& request,
+                                                   const RequestInfo& attributes) {
   AdmissionVerdict v;
   switch (verdict.kind) {
     case AuthorizationVerdict::Kind::kAllow:
       v = AdmissionVerdict::forward(std::move(request.user));  // the request ends here
       v.verb = upperVerb(request.info);
+      if (request.route != nullptr) {
+        v.upstream = request.route->upstream_index;
+        v.serve_local_endpoints = false;  // route() left local endpoints unrouted
+      }
       request.done(std::move(v));
       return;
     case AuthorizationVerdict::Kind::kForbidden:
       AA_VLOG(2) << "Forbidden: \"" << request.target << "\", Reason: \"" << verdict.reason << "\"";
-      v = fromHttpError(
-          forbiddenResponse(request.user, request.info, verdict.reason, request.style));
+      v = fromHttpError(forbiddenResponse(request.user, attributes, verdict.reason, request.style));
       break;
     case AuthorizationVerdict::Kind::kInternalError:
     case AuthorizationVerdict::Kind::kNeedsSubjectAccessReview:

@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "config/proxy_options.h"
 #include "proxy/admission.h"
 
 namespace aaproxy {
@@ -31,6 +32,13 @@ struct DelegatedAdmissionOptions {
   absl::Duration authorized_ttl = absl::Seconds(10);
   absl::Duration unauthorized_ttl = absl::Seconds(10);
   size_t cache_size = 8192;
+  // Routing (config/route_table.h); null: every path to backend 0 with kubernetes authorization.
+  std::shared_ptr<const RouteTable> routes;
+  std::vector<std::string> allow_paths;   // Go path.Match patterns; others 404
+  std::vector<std::string> ignore_paths;  // Go path.Match patterns; no authn/authz
+  // Header names that carry the identity to the backend besides X-Remote-* (removed from
+  // requests and trailers like X-Remote-*).
+  std::vector<std::string> extra_identity_headers;
 };
 
 class DelegatedAdmission : public RequestAdmission {

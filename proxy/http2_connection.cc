@@ -16,6 +16,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "authn/identity_headers.h"
+#include "proxy/forwarded_identity.h"
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "k8s/status.h"
@@ -486,8 +487,9 @@ class Http2Connection::Stream : public UpstreamConnection::Handler {
               verdict.body, verdict.headers);
       return;
     }
-    if (!serveLocalEndpoint()) {
-      startForwarding(verdict.user);
+    if (!verdict.serve_local_endpoints || !serveLocalEndpoint()) {
+      upstream_index_ = verdict.upstream;
+      startForwarding(verdict.user, verdict.send_identity);
     }
   }
 
@@ -510,10 +512,12 @@ class Http2Connection::Stream : public UpstreamConnection::Handler {
     return false;
   }
 
-  void startForwarding(const UserInfo& user) {
-    removeIdentityHeaders(head_.headers);
+  void startForwarding(const UserInfo& user, bool send_identity) {
     std::string identity;
-    if (absl::Status s = appendIdentityHeaderLines(identity, user); !s.ok()) {
+    if (absl::Status s =
+            prepareForwardedIdentity(head_.headers, user, send_identity,
+                                     conn_.worker_.options().auth_header_fields, identity);
+        !s.ok()) {
       AA_LOG(W) << "not forwarding " << head_.method << " " << head_.target << " for user \""
                 << absl::CEscape(absl::string_view(user.name.data(), user.name.size()))
                 << "\": " << s.message();
@@ -536,7 +540,7 @@ class Http2Connection::Stream : public UpstreamConnection::Handler {
     parser_.data = this;
     response_lines_.reset();
     std::string error;
-    upstream_ = conn_.worker_.upstreamPool().acquire(*this, error);
+    upstream_ = conn_.worker_.upstreamPool(upstream_index_).acquire(*this, error);
     if (!upstream_) {
       connect_failed_ = true;
       onUpstreamClosed(error);
@@ -618,7 +622,7 @@ class Http2Connection::Stream : public UpstreamConnection::Handler {
       return;
     }
     if (reusable && evbuffer_get_length(upstream_->output()) == 0) {
-      conn_.worker_.upstreamPool().release(std::move(upstream_));
+      conn_.worker_.upstreamPool(upstream_index_).release(std::move(upstream_));
     } else {
       upstream_.reset();
     }
@@ -711,6 +715,7 @@ class Http2Connection::Stream : public UpstreamConnection::Handler {
 
   // Response.
   std::unique_ptr<UpstreamConnection> upstream_;
+  size_t upstream_index_ = 0;  // the stream's backend (AdmissionVerdict::upstream)
   http_parser parser_;
   ResponseHead response_;
   HeaderLineCollector response_lines_;

@@ -155,6 +155,13 @@ int run(int argc, char** argv) {
   admission_options.authorized_ttl = options.authorized_ttl;
   admission_options.unauthorized_ttl = options.unauthorized_ttl;
   admission_options.cache_size = options.authorization_cache_size;
+  admission_options.routes = options.routes;
+  admission_options.allow_paths = options.allow_paths;
+  admission_options.ignore_paths = options.ignore_paths;
+  if (options.auth_header_fields.enabled) {
+    admission_options.extra_identity_headers = {options.auth_header_fields.user_field,
+                                                options.auth_header_fields.groups_field};
+  }
   absl::StatusOr<std::unique_ptr<DelegatedAdmission>> created =
       DelegatedAdmission::create(admission_options, *authn_transport, *authz_transport);
   if (!created.ok()) {

@@ -26,9 +26,11 @@ std::string addressToString(const sockaddr* addr) {
 }  // namespace
 
 Worker::Worker(int index, const SharedProxyState& shared)
-    : index_(index),
-      shared_(shared),
-      pool_(loop_.base(), shared.options().upstream, shared.options().upstream_connect_timeout, 128) {
+    : index_(index), shared_(shared) {
+  for (const UpstreamAddress& upstream : shared.options().upstreams) {
+    pools_.push_back(std::make_unique<UpstreamPool>(loop_.base(), upstream,
+                                                    shared.options().upstream_connect_timeout, 128));
+  }
   reap_event_.reset(event_new(loop_.base(), -1, 0, &Worker::onReap, this));
 }
 

@@ -60,7 +60,8 @@ class Worker {
   const ProxyOptions& options() const { return shared_.options(); }
   RequestAdmission& admission() const { return shared_.admission(); }
   HealthState& health() const { return shared_.health(); }
-  UpstreamPool& upstreamPool() { return pool_; }
+  // The pool of ProxyOptions::upstreams[index] (an AdmissionVerdict's `upstream`).
+  UpstreamPool& upstreamPool(size_t index) { return *pools_[index]; }
   bool draining() const { return draining_; }
   int index() const { return index_; }
 
@@ -84,7 +85,7 @@ class Worker {
   int index_;
   const SharedProxyState& shared_;
   EventLoop loop_;
-  UpstreamPool pool_;
+  std::vector<std::unique_ptr<UpstreamPool>> pools_;
   ListenerPtr listener_;
   EventPtr reap_event_;
   absl::flat_hash_map<ClientConnection*, std::shared_ptr<ClientConnection>> connections_;
