@@ -344,6 +344,14 @@ const std::vector<FlagSpec>& flagTable() {
          o.always_allow_paths.clear();
          return appendList(v, o.always_allow_paths);
        }},
+      {"authorization-stale-allow-grace-period", false, "duration", "0s",
+       "Opt-in: when SubjectAccessReviews fail with a connection error or a 5xx, keep using a "
+       "cached 'allowed' decision for up to this long after its TTL. Denials are never extended; "
+       "each use is counted in aaproxy_authorization_stale_allows_total and logged at -v 2. 0 "
+       "turns it off (kube-apiserver has no such fallback).",
+       [](ProxyOptions& o, std::string_view v) {
+         return parseDuration(v, o.stale_allow_grace_period);
+       }},
       {"allow-paths", false, "patterns", "",
        "Comma-separated Go path.Match patterns (e.g. /metrics,/api/v1/*); a request whose path "
        "matches none is answered 404. Cannot be combined with --ignore-paths.",

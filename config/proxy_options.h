@@ -90,6 +90,7 @@ struct ProxyOptions {
   absl::Duration authorized_ttl = absl::Seconds(10);
   absl::Duration unauthorized_ttl = absl::Seconds(10);
   size_t authorization_cache_size = 8192;
+  absl::Duration stale_allow_grace_period = absl::ZeroDuration();  // 0: off, as upstream
 
   // HTTP limits and timeouts (defaults as k8s.io/apiserver's secure serving where it has one).
   absl::Duration read_header_timeout = absl::Seconds(32);

@@ -15,10 +15,12 @@ Upstream TLS has its own suite (upstream_tls_test.py).
 import http.server
 import json
 import os
+import re
 import socketserver
 import subprocess
 import sys
 import threading
+import time
 import unittest
 from pathlib import Path
 
@@ -351,6 +353,73 @@ class KubeRbacProxyPathFlagsTest(RoutesTestCase):
                                        "--allow-paths", "/a", "--ignore-paths", "/b"])
         self.assertNotEqual(proc.returncode, 0)
         self.assertIn("--allow-paths: cannot be combined with --ignore-paths", proc.stderr)
+
+
+class StaleAllowTest(RoutesTestCase):
+    """--authorization-stale-allow-grace-period: opt-in, allows only, only for outages."""
+
+    policy = {"sar": [{"user": "alice", "path": "/ok", "allowed": True},
+                      {"user": "alice", "path": "/no", "allowed": False, "reason": "nope"}]}
+
+    def start_with_grace(self, grace):
+        self.start_with_routes(
+            f"routes:\n- path: /\n  upstream: {self.upstream_a}\n",
+            ["--authorization-webhook-cache-authorized-ttl", "1s",
+             "--authorization-webhook-cache-unauthorized-ttl", "1s",
+             "--authorization-stale-allow-grace-period", grace])
+
+    def outage(self, failure):
+        self.write_policy({**self.policy, "failures": {"subjectaccessreviews": failure}})
+
+    def expire_ttl(self):
+        time.sleep(1.2)
+
+    def stale_count(self):
+        result = self.as_front_proxy("/metrics", "e2e-metrics-reader", ["system:masters"])
+        line = re.search(r"^aaproxy_authorization_stale_allows_total (\S+)$", result.text,
+                         re.MULTILINE)
+        return float(line.group(1))
+
+    def test_allow_outlives_its_ttl_during_an_outage_denials_do_not(self):
+        self.start_with_grace("3s")
+        self.assertEqual(self.as_alice("/ok").status, 200)
+        self.assertEqual(self.as_alice("/no").status, 403)
+        for failure in ({"down": True}, {"status": 503}, {"reset": True}):
+            with self.subTest(failure=failure):
+                self.outage(failure)
+                self.expire_ttl()
+                self.assertEqual(self.as_alice("/ok").status, 200)
+                result = self.as_alice("/no")
+                self.assertEqual(result.status, 500, result.text)  # the outage, not a stale deny
+                self.write_policy(self.policy)
+                self.assertEqual(self.as_alice("/ok").status, 200)  # fresh again
+        self.assertEqual(self.stale_count(), 3)
+        self.assertRegex(self.proxy.log_text(), r"allowing by an expired decision")
+
+    def test_grace_runs_out(self):
+        self.start_with_grace("1s")
+        self.assertEqual(self.as_alice("/ok").status, 200)
+        self.outage({"down": True})
+        self.expire_ttl()
+        self.assertEqual(self.as_alice("/ok").status, 200)  # TTL 1s + grace 1s not yet over
+        time.sleep(1.0)
+        self.assertEqual(self.as_alice("/ok").status, 500)
+
+    def test_a_4xx_is_not_an_outage(self):
+        self.start_with_grace("5s")
+        self.assertEqual(self.as_alice("/ok").status, 200)
+        self.outage({"status": 429, "retry_after": 1})
+        self.expire_ttl()
+        self.assertEqual(self.as_alice("/ok").status, 500)
+        self.assertEqual(self.stale_count(), 0)
+
+    def test_off_by_default(self):
+        self.start_with_routes(f"routes:\n- path: /\n  upstream: {self.upstream_a}\n",
+                               ["--authorization-webhook-cache-authorized-ttl", "1s"])
+        self.assertEqual(self.as_alice("/ok").status, 200)
+        self.outage({"down": True})
+        self.expire_ttl()
+        self.assertEqual(self.as_alice("/ok").status, 500)
 
 
 class RouteConfigErrorsTest(RoutesTestCase):

@@ -57,6 +57,7 @@ struct AdmissionMetrics {
   Counter& sar_cache_coalesced;
   Counter& token_review_errors;
   Counter& sar_errors;
+  Counter& sar_stale_allows;
   Histogram& token_review_latency;
   Histogram& sar_latency;
 
@@ -82,6 +83,10 @@ struct AdmissionMetrics {
                     "resource=\"tokenreviews\""),
           r.counter("aaproxy_kube_request_errors_total", "Failed calls to kube-apiserver.",
                     "resource=\"subjectaccessreviews\""),
+          r.counter("aaproxy_authorization_stale_allows_total",
+                    "Requests allowed by an expired 'allowed' decision while SubjectAccessReviews "
+                    "failed (--authorization-stale-allow-grace-period).",
+                    ""),
           r.histogram("apiserver_delegated_authn_request_duration_seconds",
                       "Request latency in seconds of TokenReviews.", "", buckets),
           r.histogram("apiserver_delegated_authz_request_duration_seconds",
@@ -295,11 +300,54 @@ class DelegatedAdmission::Impl {
   CoalescingCache<TokenReviewResult> token_cache_;
   CoalescingCache<SubjectAccessReviewStatus> sar_cache_;
 
+  // --authorization-stale-allow-grace-period: until when each "allowed" decision may still be
+  // used once its TTL is over, should kube-apiserver be unreachable or failing (5xx).
+  absl::Mutex stale_mutex_;
+  absl::flat_hash_map<std::string, absl::Time> stale_allows_ ABSL_GUARDED_BY(stale_mutex_);
+  void rememberAllow(const std::string& key, std::chrono::nanoseconds ttl);
+  // Whether the stale allow for `key` was still within its grace period at `asked`, the time
+  // the review was started (its retries may take seconds).
+  bool staleAllowUsable(const std::string& key, absl::Time asked);
+
   // Filled before the loops start; read-only afterwards, so lookups need no lock.
   absl::flat_hash_map<Dispatcher*, std::unique_ptr<LoopState>> loops_;
   absl::Mutex mutex_;
   std::shared_ptr<const AuthenticationSnapshot> current_ ABSL_GUARDED_BY(mutex_);
 };
+
+void DelegatedAdmission::Impl::rememberAllow(const std::string& key,
+                                             std::chrono::nanoseconds ttl) {
+  if (options_.stale_allow_grace_period <= absl::ZeroDuration()) {
+    return;
+  }
+  absl::Time until = absl::Now() + absl::FromChrono(ttl) + options_.stale_allow_grace_period;
+  absl::MutexLock lock(&stale_mutex_);
+  if (stale_allows_.size() >= options_.cache_size && !stale_allows_.contains(key)) {
+    // Bounded like the decision cache: drop what has run out, else the whole set (rare).
+    absl::Time now = absl::Now();
+    absl::erase_if(stale_allows_, [now](const auto& entry) { return entry.second <= now; });
+    if (stale_allows_.size() >= options_.cache_size) {
+      stale_allows_.clear();
+    }
+  }
+  stale_allows_[key] = until;
+}
+
+bool DelegatedAdmission::Impl::staleAllowUsable(const std::string& key, absl::Time asked) {
+  if (options_.stale_allow_grace_period <= absl::ZeroDuration()) {
+    return false;
+  }
+  absl::MutexLock lock(&stale_mutex_);
+  auto it = stale_allows_.find(key);
+  if (it == stale_allows_.end()) {
+    return false;
+  }
+  if (it->second <= asked) {
+    stale_allows_.erase(it);
+    return false;
+  }
+  return true;
+}
 
 absl::Status DelegatedAdmission::Impl::update(const ExtensionApiserverAuthentication& config) {
   AuthenticationChainConfig chain;
@@ -601,10 +649,14 @@ void DelegatedAdmission::Impl::decide(LoopState& state, Dispatcher& loop, const 
         AdmissionMetrics& metrics = AdmissionMetrics::get();
         metrics.sar_latency.observe(absl::ToDoubleSeconds(absl::Now() - start));
         absl::StatusOr<SubjectAccessReviewStatus> status;
+        // Connection errors and 5xx answers: what a stale "allowed" decision may bridge.
+        bool outage = false;
         if (!response.ok()) {
           status = response.status();
+          outage = true;
         } else if (response->status != 200 && response->status != 201) {
           status = absl::UnavailableError(apiErrorMessage(*response));
+          outage = response->status >= 500;
         } else {
           status = parseSubjectAccessReviewResponse(response->body);
         }
@@ -612,8 +664,18 @@ void DelegatedAdmission::Impl::decide(LoopState& state, Dispatcher& loop, const 
         if (!status.ok()) {
           metrics.sar_errors.inc();
           AA_LOG(E) << "SubjectAccessReview failed: " << status.status();
+          if (outage && cacheable && staleAllowUsable(key, start)) {
+            metrics.sar_stale_allows.inc();
+            AA_VLOG(2) << "SubjectAccessReview failed; allowing by an expired decision (within "
+                          "--authorization-stale-allow-grace-period): "
+                       << status.status().message();
+            status = SubjectAccessReviewStatus{.allowed = true};  // not cached: ttl stays 0
+          }
         } else if (cacheable) {
           ttl = authorizer_->subjectAccessReviewCacheTtl(info, *status);
+          if (status->allowed) {
+            rememberAllow(key, ttl);
+          }
         }
         if (cacheable) {
           sar_cache_.complete(key, status, ttl);

@@ -32,6 +32,9 @@ struct DelegatedAdmissionOptions {
   absl::Duration authorized_ttl = absl::Seconds(10);
   absl::Duration unauthorized_ttl = absl::Seconds(10);
   size_t cache_size = 8192;
+  // An "allowed" decision may be used this long past its TTL while SubjectAccessReviews fail
+  // with connection errors or 5xx (0: never, as upstream). Denials are never extended.
+  absl::Duration stale_allow_grace_period = absl::ZeroDuration();
   // Routing (config/route_table.h); null: every path to backend 0 with kubernetes authorization.
   std::shared_ptr<const RouteTable> routes;
   std::vector<std::string> allow_paths;   // Go path.Match patterns; others 404

@@ -155,6 +155,7 @@ int run(int argc, char** argv) {
   admission_options.authorized_ttl = options.authorized_ttl;
   admission_options.unauthorized_ttl = options.unauthorized_ttl;
   admission_options.cache_size = options.authorization_cache_size;
+  admission_options.stale_allow_grace_period = options.stale_allow_grace_period;
   admission_options.routes = options.routes;
   admission_options.allow_paths = options.allow_paths;
   admission_options.ignore_paths = options.ignore_paths;
