@@ -646,6 +646,7 @@ absl::StatusOr<CommandLine> parseCommandLine(const std::vector<std::string>& arg
     }
     if (spec->name == "config") {
       config_file = *value;
+      cl.options.config_file = *value;
       continue;
     }
     from_args.push_back({spec, *std::move(value)});
@@ -677,6 +678,7 @@ absl::StatusOr<CommandLine> parseCommandLine(const std::vector<std::string>& arg
     upstream_set |= fv.spec->name == "upstream";
   }
   ProxyOptions& o = cl.options;
+  o.upstream_set = upstream_set;
   if (absl::Status s = resolveRoutes(routes, upstream_set ? std::optional(o.upstream) : std::nullopt,
                                      o.upstreams);
       !s.ok()) {
@@ -713,6 +715,32 @@ absl::StatusOr<CommandLine> parseCommandLine(const std::vector<std::string>& arg
     o.workers_source = "--workers";
   }
   return cl;
+}
+
+absl::StatusOr<std::shared_ptr<const RouteTable>> reloadRouteTable(const ProxyOptions& options) {
+  absl::StatusOr<ConfigFile> file = loadConfigFile(options.config_file);
+  if (!file.ok()) {
+    return file.status();
+  }
+  std::vector<RouteConfig> routes = std::move(file->routes);
+  std::vector<UpstreamAddress> upstreams;
+  if (absl::Status s = resolveRoutes(
+          routes, options.upstream_set ? std::optional(options.upstream) : std::nullopt, upstreams);
+      !s.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--config: \"", options.config_file, "\": ", s.message()));
+  }
+  for (size_t i = 0; i < routes.size(); ++i) {
+    const UpstreamAddress& wanted = upstreams[routes[i].upstream_index];
+    auto known = std::find(options.upstreams.begin(), options.upstreams.end(), wanted);
+    if (known == options.upstreams.end()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--config: \"", options.config_file, "\": routes[", i, "].upstream: ", wanted.display,
+          " is a backend aa-proxy did not start with; adding a backend needs a restart"));
+    }
+    routes[i].upstream_index = static_cast<size_t>(known - options.upstreams.begin());
+  }
+  return std::make_shared<const RouteTable>(std::move(routes));
 }
 
 std::string helpText() {

@@ -19,6 +19,12 @@ struct CommandLine {
 // File-valued flags are checked for readability here so a bad path fails before serving.
 absl::StatusOr<CommandLine> parseCommandLine(const std::vector<std::string>& args);
 
+// Reads the routes of `options.config_file` again (live reload): the same validation as at
+// start, resolved against the backends `options` started with (a route may name only those:
+// connection pools are made once). Errors name the file and field; a file that no longer has
+// `routes` gives the default table ("/" to --upstream).
+absl::StatusOr<std::shared_ptr<const RouteTable>> reloadRouteTable(const ProxyOptions& options);
+
 // The text `aa-proxy --help` prints: every flag, its default and meaning.
 std::string helpText();
 

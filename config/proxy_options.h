@@ -53,6 +53,8 @@ struct ProxyOptions {
   // least one route (without a `routes:` list, "/" to --upstream with kubernetes authorization)
   // and `upstreams` every distinct backend once (RouteConfig::upstream_index).
   UpstreamAddress upstream;
+  bool upstream_set = false;   // --upstream was given (routes without an upstream use it)
+  std::string config_file;     // --config, re-read for its routes on change and SIGHUP
   std::shared_ptr<const RouteTable> routes;
   std::vector<UpstreamAddress> upstreams;
   // kube-rbac-proxy's --allow-paths (others 404) and --ignore-paths (no authn/authz): Go

@@ -12,10 +12,12 @@ resourceAttributes route), identity headers for the upstream (--auth-header-fiel
 Upstream TLS has its own suite (upstream_tls_test.py).
 """
 
+import http.client
 import http.server
 import json
 import os
 import re
+import signal
 import socketserver
 import subprocess
 import sys
@@ -420,6 +422,116 @@ class StaleAllowTest(RoutesTestCase):
         self.outage({"down": True})
         self.expire_ttl()
         self.assertEqual(self.as_alice("/ok").status, 500)
+
+
+class LiveReloadTest(RoutesTestCase):
+    """The static policy and the route table reload on SIGHUP and when the files change; a bad
+    file keeps the last good configuration (logged, counted, /readyz/config-files); requests in
+    flight during reloads all succeed."""
+
+    POLICY_OK = "rules:\n- users: [alice]\n  verbs: [get]\n  nonResourceURLs: [/ok, /ok/*]\n"
+    POLICY_NEW = POLICY_OK + "- users: [alice]\n  verbs: [get]\n  nonResourceURLs: [/new]\n"
+
+    def setUp(self):
+        super().setUp()
+        self.policy_path = self.tmp / "policy.yaml"
+        self.policy_path.write_text(self.POLICY_OK)
+        self.config_path = self.tmp / "config.yaml"
+        self.echo_c = start_echo("c")
+        self.addCleanup(self.echo_c.server_close)
+        self.addCleanup(self.echo_c.shutdown)
+        self.upstream_c = f"http://127.0.0.1:{self.echo_c.server_address[1]}"
+
+    def routes(self, extra=""):
+        return (f"routes:\n- path: /\n  upstream: {self.upstream_a}\n"
+                f"- path: /c\n  upstream: {self.upstream_c}\n  authorization: public\n" + extra)
+
+    def start_reloading(self, interval="1h"):
+        self.config_path.write_text(self.routes())
+        self.start_cluster_proxy(["--config", str(self.config_path), "--authorization-mode",
+                                  "static", "--authorization-policy-file", str(self.policy_path),
+                                  "--tls-reload-interval", interval])
+
+    def sighup_and_wait(self, pattern, count=1):
+        self.proxy.popen.send_signal(signal.SIGHUP)
+        harness.wait_until(lambda: len(re.findall(pattern, self.proxy.log_text())) >= count,
+                           timeout=10, what=pattern)
+
+    def reloads(self, file, result):
+        text = self.as_front_proxy("/metrics", "m", ["system:masters"]).text
+        line = re.search(r'^aaproxy_config_reloads_total\{file="' + file + '",result="' + result +
+                         r'"\} (\S+)$', text, re.MULTILINE)
+        return float(line.group(1))
+
+    def test_policy_reload_under_load_loses_no_request(self):
+        self.start_reloading()
+        statuses = []
+        stop = threading.Event()
+
+        def load():
+            context = harness.client_tls_context(self.aggregator)
+            conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=context)
+            while not stop.is_set():
+                conn.request("GET", "/ok/x", headers={"X-Remote-User": "alice"})
+                response = conn.getresponse()
+                response.read()
+                statuses.append(response.status)
+            conn.close()
+
+        threads = [threading.Thread(target=load) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for i in range(10):
+            self.policy_path.write_text(self.POLICY_NEW if i % 2 == 0 else self.POLICY_OK)
+            self.sighup_and_wait(r"reloaded --authorization-policy-file", i + 1)
+            time.sleep(0.2)  # requests under each policy
+        stop.set()
+        for t in threads:
+            t.join()
+        self.assertGreater(len(statuses), 50)
+        self.assertEqual({s for s in statuses}, {200})
+        self.assertEqual(self.reloads("policy", "success"), 10)
+
+    def test_new_rules_apply_and_a_bad_policy_is_kept_out(self):
+        self.start_reloading()
+        self.assertEqual(self.as_alice("/new").status, 403)
+        self.policy_path.write_text(self.POLICY_NEW)
+        self.sighup_and_wait(r"reloaded --authorization-policy-file")
+        self.assertEqual(self.as_alice("/new").status, 200)
+        self.policy_path.write_text("rules:\n- users: [alice]\n  verbs: [get]\n  resources: [x]\n")
+        self.sighup_and_wait(r"keeping the previous policy")
+        self.assertEqual(self.as_alice("/new").status, 200)  # the last good policy
+        self.assertEqual(self.reloads("policy", "failure"), 1)
+        ready = self.as_front_proxy("/readyz/config-files", "m", ["system:masters"])
+        self.assertEqual(ready.status, 500)
+        self.assertIn("--authorization-policy-file: ", ready.text)
+        self.assertIn("rules[0]", ready.text)
+        self.assertEqual(self.fetch("/readyz").status, 200)  # still serving: not unready
+        self.policy_path.write_text(self.POLICY_OK)
+        self.sighup_and_wait(r"reloaded --authorization-policy-file", 2)
+        self.assertEqual(
+            self.as_front_proxy("/readyz/config-files", "m", ["system:masters"]).status, 200)
+        self.assertEqual(self.as_alice("/new").status, 403)
+
+    def test_routes_reload_on_change_without_a_signal(self):
+        self.start_reloading(interval="1s")
+        self.assertEqual(self.answered_by(self.as_alice("/ok/d"))["backend"], "a")
+        self.config_path.write_text(self.routes(
+            f"- path: /ok/d\n  upstream: {self.upstream_c}\n  authorization: nonResource\n"))
+        harness.wait_until(lambda: "reloaded the routes" in self.proxy.log_text(), timeout=10,
+                           what="the route table reload")
+        self.assertEqual(self.answered_by(self.as_alice("/ok/d"))["backend"], "c")
+        # A backend aa-proxy did not start with, and a bad field: both kept out.
+        self.config_path.write_text(self.routes("- path: /z\n  upstream: http://127.0.0.1:1\n"))
+        harness.wait_until(lambda: "keeping the previous routes" in self.proxy.log_text(),
+                           timeout=10, what="the rejected reload")
+        self.assertIn("routes[2].upstream: http://127.0.0.1:1 is a backend aa-proxy did not start "
+                      "with; adding a backend needs a restart", self.proxy.log_text())
+        self.config_path.write_text(self.routes("- path: /z\n  authorization: nope\n"))
+        self.sighup_and_wait(r'routes\[2\]\.authorization: "nope" is not one of')
+        self.assertEqual(self.answered_by(self.as_alice("/ok/d"))["backend"], "c")
+        self.assertEqual(self.reloads("routes", "success"), 1)
+        self.assertGreaterEqual(self.reloads("routes", "failure"), 2)
 
 
 class RouteConfigErrorsTest(RoutesTestCase):

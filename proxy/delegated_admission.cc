@@ -137,6 +137,7 @@ struct PendingRequest {
   // Further attributes that must all be allowed too (a route's rewritten resource attributes).
   std::vector<RequestInfo> more_checks;
   const RouteConfig* route = nullptr;
+  std::shared_ptr<const RouteTable> routes;  // owns `route` (set only when routing)
   // Impersonate-* headers, read before they were stripped; applied after authentication.
   absl::StatusOr<ImpersonationPlan> impersonation = ImpersonationPlan{};
   JsonStyle style = JsonStyle::kCompact;
@@ -245,16 +246,25 @@ class DelegatedAdmission::Impl {
     std::unique_ptr<ApiServerClient> authn_client;
     std::unique_ptr<ApiServerClient> authz_client;
     std::string sar_key;  // decide()'s reusable SubjectAccessReview cache key buffer
+    // Swapped by tasks posted to the loop (live reload), like `authn`.
+    std::shared_ptr<const Authorizer> authorizer;
+    std::shared_ptr<const RouteTable> routes;
   };
 
   Impl(DelegatedAdmissionOptions options, std::shared_ptr<const KubeTransport> authn_transport,
-       std::shared_ptr<const KubeTransport> authz_transport, std::unique_ptr<Authorizer> authorizer)
+       std::shared_ptr<const KubeTransport> authz_transport, AuthorizerOptions authorizer_options,
+       std::shared_ptr<const Authorizer> authorizer)
       : options_(std::move(options)),
         authn_transport_(std::move(authn_transport)),
         authz_transport_(std::move(authz_transport)),
-        authorizer_(std::move(authorizer)),
+        authorizer_options_(std::move(authorizer_options)),
         token_cache_(CoalescingCacheOptions{.capacity = options_.cache_size}),
-        sar_cache_(CoalescingCacheOptions{.capacity = options_.cache_size}) {}
+        sar_cache_(CoalescingCacheOptions{.capacity = options_.cache_size}),
+        current_authorizer_(std::move(authorizer)),
+        current_routes_(options_.routes) {}
+
+  absl::Status updatePolicy(std::shared_ptr<const StaticPolicy> policy);
+  absl::Status updateRoutes(std::shared_ptr<const RouteTable> routes);
 
   absl::Status update(const ExtensionApiserverAuthentication& config);
   void attach(Dispatcher& loop);
@@ -284,7 +294,8 @@ class DelegatedAdmission::Impl {
                            const RequestInfo& attributes);
   // Routing: the request's route and its attributes go into `request`; a verdict when the route
   // answers without authentication (404, 400, a public route).
-  std::optional<AdmissionVerdict> route(RequestHead& head, const AuthenticationSnapshot& snap,
+  std::optional<AdmissionVerdict> route(const LoopState& state, RequestHead& head,
+                                        const AuthenticationSnapshot& snap,
                                         PendingRequest& request);
   // Removes credentials, identity and impersonation fields: nothing of them reaches a backend.
   void stripCredentials(HeaderMap& headers, const AuthenticationSnapshot& snap) const;
@@ -295,7 +306,8 @@ class DelegatedAdmission::Impl {
   const DelegatedAdmissionOptions options_;
   const std::shared_ptr<const KubeTransport> authn_transport_;
   const std::shared_ptr<const KubeTransport> authz_transport_;
-  const std::unique_ptr<Authorizer> authorizer_;
+  // The chain's settings, kept to build an Authorizer again around a reloaded policy.
+  const AuthorizerOptions authorizer_options_;
   const TokenReviewCacheKeyer token_keyer_;
   CoalescingCache<TokenReviewResult> token_cache_;
   CoalescingCache<SubjectAccessReviewStatus> sar_cache_;
@@ -313,6 +325,8 @@ class DelegatedAdmission::Impl {
   absl::flat_hash_map<Dispatcher*, std::unique_ptr<LoopState>> loops_;
   absl::Mutex mutex_;
   std::shared_ptr<const AuthenticationSnapshot> current_ ABSL_GUARDED_BY(mutex_);
+  std::shared_ptr<const Authorizer> current_authorizer_ ABSL_GUARDED_BY(mutex_);
+  std::shared_ptr<const RouteTable> current_routes_ ABSL_GUARDED_BY(mutex_);
 };
 
 void DelegatedAdmission::Impl::rememberAllow(const std::string& key,
@@ -398,11 +412,48 @@ absl::Status DelegatedAdmission::Impl::update(const ExtensionApiserverAuthentica
   return absl::OkStatus();
 }
 
+absl::Status DelegatedAdmission::Impl::updatePolicy(std::shared_ptr<const StaticPolicy> policy) {
+  AuthorizerOptions options = authorizer_options_;
+  if (!options.policy) {
+    return absl::FailedPreconditionError(
+        "--authorization-mode has no static authorizer: nothing to reload");
+  }
+  options.policy = std::move(policy);
+  absl::StatusOr<std::unique_ptr<Authorizer>> created = Authorizer::create(std::move(options));
+  if (!created.ok()) {
+    return created.status();
+  }
+  std::shared_ptr<const Authorizer> authorizer = *std::move(created);
+  {
+    absl::MutexLock lock(&mutex_);
+    current_authorizer_ = authorizer;
+  }
+  for (auto& [loop, state] : loops_) {
+    LoopState* s = state.get();
+    loop->post([s, authorizer] { s->authorizer = authorizer; });
+  }
+  return absl::OkStatus();
+}
+
+absl::Status DelegatedAdmission::Impl::updateRoutes(std::shared_ptr<const RouteTable> routes) {
+  {
+    absl::MutexLock lock(&mutex_);
+    current_routes_ = routes;
+  }
+  for (auto& [loop, state] : loops_) {
+    LoopState* s = state.get();
+    loop->post([s, routes] { s->routes = routes; });
+  }
+  return absl::OkStatus();
+}
+
 void DelegatedAdmission::Impl::attach(Dispatcher& loop) {
   auto state = std::make_unique<LoopState>();
   {
     absl::MutexLock lock(&mutex_);
     state->authn = current_;
+    state->authorizer = current_authorizer_;
+    state->routes = current_routes_;
   }
   if (authn_transport_) {
     state->authn_client = std::make_unique<ApiServerClient>(loop.base(), authn_transport_);
@@ -470,7 +521,8 @@ void DelegatedAdmission::Impl::admit(RequestHead& head, const ConnectionInfo& co
     return;
   }
 
-  if (std::optional<AdmissionVerdict> routed = route(head, *snap, *request); routed.has_value()) {
+  if (std::optional<AdmissionVerdict> routed = route(state, head, *snap, *request);
+      routed.has_value()) {
     request->done(*std::move(routed));
     return;
   }
@@ -601,7 +653,7 @@ void DelegatedAdmission::Impl::onAuthenticated(LoopState& state, Dispatcher& loo
 template <typename Done>
 void DelegatedAdmission::Impl::decide(LoopState& state, Dispatcher& loop, const UserInfo& user,
                                       const RequestInfo& info, Done&& done) {
-  AuthorizationVerdict verdict = authorizer_->authorize(user, info);
+  AuthorizationVerdict verdict = state.authorizer->authorize(user, info);
   if (verdict.kind != AuthorizationVerdict::Kind::kNeedsSubjectAccessReview) {
     done(verdict);
     return;
@@ -620,12 +672,12 @@ void DelegatedAdmission::Impl::decide(LoopState& state, Dispatcher& loop, const 
     appendSubjectAccessReviewCacheKey(key, user, info);
     auto lookup = sar_cache_.lookup(
         key, [&loop](std::function<void()> fn) { loop.post(std::move(fn)); },
-        [this, done](const absl::StatusOr<SubjectAccessReviewStatus>& status) {
-          done(authorizer_->finishWithSubjectAccessReview(status));
+        [&state, done](const absl::StatusOr<SubjectAccessReviewStatus>& status) {
+          done(state.authorizer->finishWithSubjectAccessReview(status));
         });
     if (lookup.outcome == CoalescingCache<SubjectAccessReviewStatus>::Outcome::kHit) {
       metrics.sar_cache_hit.inc();
-      done(authorizer_->finishWithSubjectAccessReview(*std::move(lookup.value)));
+      done(state.authorizer->finishWithSubjectAccessReview(*std::move(lookup.value)));
       return;
     }
     if (lookup.outcome == CoalescingCache<SubjectAccessReviewStatus>::Outcome::kJoined) {
@@ -643,7 +695,7 @@ void DelegatedAdmission::Impl::decide(LoopState& state, Dispatcher& loop, const 
   state.authz_client->request(
       "POST", kSubjectAccessReviewPath, subjectAccessReviewRequestBody(user, info),
       std::move(headers),
-      [this, key = std::move(key), cacheable, start,
+      [this, &state, key = std::move(key), cacheable, start,
        done = VerdictCallback(std::forward<Done>(done)),
        info](absl::StatusOr<ApiResponse> response) {
         AdmissionMetrics& metrics = AdmissionMetrics::get();
@@ -672,7 +724,7 @@ void DelegatedAdmission::Impl::decide(LoopState& state, Dispatcher& loop, const 
             status = SubjectAccessReviewStatus{.allowed = true};  // not cached: ttl stays 0
           }
         } else if (cacheable) {
-          ttl = authorizer_->subjectAccessReviewCacheTtl(info, *status);
+          ttl = state.authorizer->subjectAccessReviewCacheTtl(info, *status);
           if (status->allowed) {
             rememberAllow(key, ttl);
           }
@@ -680,7 +732,7 @@ void DelegatedAdmission::Impl::decide(LoopState& state, Dispatcher& loop, const 
         if (cacheable) {
           sar_cache_.complete(key, status, ttl);
         }
-        done(authorizer_->finishWithSubjectAccessReview(status));
+        done(state.authorizer->finishWithSubjectAccessReview(status));
       });
 }
 
@@ -722,10 +774,11 @@ void DelegatedAdmission::Impl::stripCredentials(HeaderMap& headers,
   }
 }
 
-std::optional<AdmissionVerdict> DelegatedAdmission::Impl::route(RequestHead& head,
+std::optional<AdmissionVerdict> DelegatedAdmission::Impl::route(const LoopState& state,
+                                                                RequestHead& head,
                                                                 const AuthenticationSnapshot& snap,
                                                                 PendingRequest& request) {
-  const RouteTable* table = options_.routes.get();
+  const RouteTable* table = state.routes.get();
   const std::string& path = request.info.path;
   const bool routing = (table != nullptr && !table->isDefault()) || !options_.allow_paths.empty() ||
                        !options_.ignore_paths.empty();
@@ -760,6 +813,7 @@ std::optional<AdmissionVerdict> DelegatedAdmission::Impl::route(RequestHead& hea
     return status(404, "NotFound", "the server could not find the requested resource");
   }
   request.route = route;
+  request.routes = state.routes;  // keeps `route` alive should the table be reloaded meanwhile
   if (route->authorization == RouteAuthorization::kPublic ||
       matchesAnyPattern(options_.ignore_paths, path)) {
     stripCredentials(head.headers, snap);
@@ -909,13 +963,16 @@ absl::StatusOr<std::unique_ptr<DelegatedAdmission>> DelegatedAdmission::create(
   authz.alwaysAllowPaths = options.always_allow_paths;
   authz.authorizedTtl = toChrono(options.authorized_ttl);
   authz.unauthorizedTtl = toChrono(options.unauthorized_ttl);
+  AuthorizerOptions authz_options_copy = authz;
   absl::StatusOr<std::unique_ptr<Authorizer>> authorizer = Authorizer::create(std::move(authz));
   if (!authorizer.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat("--authorization-always-allow-paths: ", authorizer.status().message()));
   }
+  AuthorizerOptions kept = authz_options_copy;
   auto impl = std::make_unique<Impl>(std::move(options), std::move(authn_transport),
-                                     std::move(authz_transport), *std::move(authorizer));
+                                     std::move(authz_transport), std::move(kept),
+                                     std::shared_ptr<const Authorizer>(*std::move(authorizer)));
   return std::unique_ptr<DelegatedAdmission>(new DelegatedAdmission(std::move(impl)));
 }
 
@@ -928,6 +985,14 @@ void DelegatedAdmission::detachLoop(Dispatcher& loop) { impl_->detach(loop); }
 absl::Status DelegatedAdmission::updateAuthentication(
     const ExtensionApiserverAuthentication& config) {
   return impl_->update(config);
+}
+
+absl::Status DelegatedAdmission::updatePolicy(std::shared_ptr<const StaticPolicy> policy) {
+  return impl_->updatePolicy(std::move(policy));
+}
+
+absl::Status DelegatedAdmission::updateRoutes(std::shared_ptr<const RouteTable> routes) {
+  return impl_->updateRoutes(std::move(routes));
 }
 
 void DelegatedAdmission::admit(RequestHead& head, const ConnectionInfo& connection,

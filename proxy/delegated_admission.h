@@ -20,6 +20,7 @@ class AuthenticationSnapshot;
 class ApiServerClient;
 struct ExtensionApiserverAuthentication;
 class KubeTransport;
+class StaticPolicy;
 
 struct DelegatedAdmissionOptions {
   bool anonymous_auth = true;
@@ -61,6 +62,11 @@ class DelegatedAdmission : public RequestAdmission {
   // Installs new client-certificate / request-header authentication configuration (live reload).
   // Safe from any thread; connections see it from their next request.
   absl::Status updateAuthentication(const ExtensionApiserverAuthentication& config);
+  // Live reload of the static policy (--authorization-policy-file) and of the route table; safe
+  // from any thread, seen by each loop's next request. A route table may only name backends of
+  // the table given at start (Worker pools are made once).
+  absl::Status updatePolicy(std::shared_ptr<const StaticPolicy> policy);
+  absl::Status updateRoutes(std::shared_ptr<const RouteTable> routes);
 
   void admit(RequestHead& head, const ConnectionInfo& connection, Dispatcher& loop,
              std::function<void(AdmissionVerdict)> done) override;

@@ -15,6 +15,10 @@ std::vector<HealthCheckResult> runHealthChecks(const HealthState& state, bool re
                     "authentication configuration not loaded yet"});
   checks.push_back({"backend", state.backendReachable(), "the backend is not reachable"});
   checks.push_back({"shutdown", !state.shuttingDown(), "process is shutting down"});
+  std::string config_error = state.configFileError();
+  checks.push_back({"config-files", config_error.empty(),
+                    absl::StrCat("rejected, the last good configuration serves: ", config_error),
+                    true});
   return checks;
 }
 
@@ -66,7 +70,7 @@ HealthResponse renderHealth(const std::string& endpoint, const std::vector<Healt
     if (check.ok) {
       absl::StrAppend(&list, "[+]", check.name, " ok\n");
     } else {
-      all_ok = false;
+      all_ok = all_ok && check.informational;
       // Upstream withholds reasons from the aggregate endpoint; they are in the logs.
       absl::StrAppend(&list, "[-]", check.name, " failed: reason withheld\n");
     }

@@ -26,16 +26,32 @@ class HealthState {
   void setBackendReachable(bool reachable) { backend_reachable_.store(reachable); }
   bool backendReachable() const { return backend_reachable_.load(); }
 
+  // Why the policy or route file on disk was last rejected ("" once one loads again): the
+  // last good configuration keeps serving.
+  void setConfigFileError(std::string error) {
+    absl::MutexLock lock(&mutex_);
+    config_file_error_ = std::move(error);
+  }
+  std::string configFileError() const {
+    absl::MutexLock lock(&mutex_);
+    return config_file_error_;
+  }
+
  private:
   std::atomic<bool> shutting_down_{false};
   std::atomic<bool> authn_loaded_{true};
   std::atomic<bool> backend_reachable_{true};
+  mutable absl::Mutex mutex_;
+  std::string config_file_error_ ABSL_GUARDED_BY(mutex_);
 };
 
 struct HealthCheckResult {
   std::string name;
   bool ok = true;
   std::string reason;  // why it failed
+  // Reported (in ?verbose and /readyz/<name>) but never failing the endpoint as a whole: a
+  // rejected config file leaves the last good configuration serving.
+  bool informational = false;
 };
 
 // Which checks an endpoint runs: livez and healthz only liveness; readyz adds readiness.

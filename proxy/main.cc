@@ -23,6 +23,7 @@
 #include "kube/configmap_source.h"
 #include "kube/kube_transport.h"
 #include "proxy/authentication_sources.h"
+#include "proxy/config_reloader.h"
 #include "proxy/delegated_admission.h"
 #include "proxy/health_server.h"
 #include "proxy/server.h"
@@ -312,6 +313,7 @@ int run(int argc, char** argv) {
             << "), forwarding to " << options.upstream.display;
 
   // The main thread is the control thread: signals, file watching, backend probing.
+  ConfigReloader config_reloader(options, *admission, state->health());
   absl::Time next_tls_check = absl::Now() + options.tls_reload_interval;
   int received = 0;
   for (;;) {
@@ -326,6 +328,7 @@ int run(int argc, char** argv) {
       if (absl::Status s = authentication.refreshFiles(); !s.ok()) {
         AA_LOG(E) << "reloading CA files failed, keeping the current ones: " << s;
       }
+      config_reloader.check(force);
       uint64_t before = tls_reloader.reloads();
       if (absl::Status s = tls_reloader.reloadIfChanged(force); !s.ok()) {
         tls_reloads_failed.inc();
