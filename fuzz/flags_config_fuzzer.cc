@@ -5,7 +5,8 @@
 // Input: YAML; a first line "#args: A B C" adds those command-line arguments after --config.
 //
 // Invariants (errors are values, no exception escapes):
-//  - accepted options are valid: an upstream (TCP with host and port, or a Unix socket path),
+//  - accepted options are valid: backends (TCP with host and port, or a Unix socket path) that
+//    every route of the route table names,
 //    1..256 workers, TLS 1.2 or 1.3 as minimum, a certificate exactly when a key, the static
 //    authorizer exactly when a policy file, authorization modes from {static, webhook},
 //    ports in range, non-negative durations, header and request-line limits in range;
@@ -23,6 +24,7 @@
 #include <vector>
 
 #include "config/flags.h"
+#include "config/route_table.h"
 #include "fuzz/fuzz_check.h"
 #include "fuzz/fuzz_input.h"
 
@@ -40,11 +42,19 @@ const std::string& configPath() {
 }
 
 void checkOptions(const ProxyOptions& o) {
-  const UpstreamAddress& up = o.upstream;
-  if (up.kind == UpstreamAddress::Kind::kTcp) {
-    FUZZ_CHECK(!up.host.empty() && up.port != 0, up.display);
-  } else {
-    FUZZ_CHECK(!up.path.empty() && up.path[0] == '/', up.display);
+  // Every backend (--upstream and the routes' own) is complete, and every route names one.
+  FUZZ_CHECK(!o.upstreams.empty());
+  for (const UpstreamAddress& up : o.upstreams) {
+    if (up.kind == UpstreamAddress::Kind::kTcp) {
+      FUZZ_CHECK(!up.host.empty() && up.port != 0, up.display);
+    } else {
+      FUZZ_CHECK(!up.path.empty() && up.path[0] == '/', up.display);
+    }
+  }
+  FUZZ_CHECK(o.routes != nullptr && !o.routes->routes().empty());
+  for (const RouteConfig& route : o.routes->routes()) {
+    FUZZ_CHECK(route.upstream_index < o.upstreams.size(), route.path);
+    FUZZ_CHECK(!route.path.empty() && route.path[0] == '/', route.path);
   }
   FUZZ_CHECK(o.workers >= 1 && o.workers <= 256);
   FUZZ_CHECK(o.tls_min_version == TLS1_2_VERSION || o.tls_min_version == TLS1_3_VERSION);
@@ -111,6 +121,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!parsed->show_help) {
       checkOptions(parsed->options);
       FUZZ_CHECK(parsed->options.upstream == again->options.upstream);
+      FUZZ_CHECK(parsed->options.upstreams == again->options.upstreams);
     }
   } catch (const std::exception& e) {
     FUZZ_CHECK(false, std::string("exception escaped parseCommandLine: ") + e.what());

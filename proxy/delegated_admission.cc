@@ -136,8 +136,10 @@ struct PendingRequest {
   RequestInfo info;
   // Further attributes that must all be allowed too (a route's rewritten resource attributes).
   std::vector<RequestInfo> more_checks;
-  const RouteConfig* route = nullptr;
-  std::shared_ptr<const RouteTable> routes;  // owns `route` (set only when routing)
+  // What the request's route decided (copied: the table may be reloaded while a review runs).
+  bool routed = false;
+  RouteAuthorization route_authorization = RouteAuthorization::kKubernetes;
+  size_t upstream = 0;
   // Impersonate-* headers, read before they were stripped; applied after authentication.
   absl::StatusOr<ImpersonationPlan> impersonation = ImpersonationPlan{};
   JsonStyle style = JsonStyle::kCompact;
@@ -812,8 +814,9 @@ std::optional<AdmissionVerdict> DelegatedAdmission::Impl::route(const LoopState&
       (!options_.allow_paths.empty() && !matchesAnyPattern(options_.allow_paths, path))) {
     return status(404, "NotFound", "the server could not find the requested resource");
   }
-  request.route = route;
-  request.routes = state.routes;  // keeps `route` alive should the table be reloaded meanwhile
+  request.routed = true;
+  request.route_authorization = route->authorization;
+  request.upstream = route->upstream_index;
   if (route->authorization == RouteAuthorization::kPublic ||
       matchesAnyPattern(options_.ignore_paths, path)) {
     stripCredentials(head.headers, snap);
@@ -875,7 +878,7 @@ void DelegatedAdmission::Impl::authorize(LoopState& state, Dispatcher& loop, Use
   // The pending request owns the user until the decision (at once from a cache, later from a
   // SubjectAccessReview), so neither the call nor the callback copies it.
   request->user = std::move(user);
-  if (request->route != nullptr && request->route->authorization == RouteAuthorization::kDeny) {
+  if (request->routed && request->route_authorization == RouteAuthorization::kDeny) {
     // As kube-apiserver's AlwaysDeny authorizer.
     finishAuthorization({AuthorizationVerdict::Kind::kForbidden, "Everything is forbidden.", ""},
                         *request, info);
@@ -913,8 +916,8 @@ void DelegatedAdmission::Impl::finishAuthorization(const AuthorizationVerdict& v
     case AuthorizationVerdict::Kind::kAllow:
       v = AdmissionVerdict::forward(std::move(request.user));  // the request ends here
       v.verb = upperVerb(request.info);
-      if (request.route != nullptr) {
-        v.upstream = request.route->upstream_index;
+      if (request.routed) {
+        v.upstream = request.upstream;
         v.serve_local_endpoints = false;  // route() left local endpoints unrouted
       }
       request.done(std::move(v));
