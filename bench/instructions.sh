@@ -19,6 +19,8 @@ Environment overrides (defaults in brackets):
   BENCH_TOP=N                functions listed per proxy, 0 for none [15]
   BENCH_BAZEL_OUTPUT_BASE=DIR       [/root/.cache/bazel-bench]
   BENCH_KEEP_TMP=1           keep the temporary directory (PKI, logs, callgrind dumps)
+  BENCH_ROUTES=0|1           also aa-proxy with a --config route table of 20 routes (19 that the
+                             request does not match), reported against aa-proxy [1]
   BENCH_HTTP2=0|1            then the same for HTTP/2 (bench/h2.sh --instructions) [1]
 EOF
 }
@@ -206,6 +208,31 @@ log "aa-proxy under callgrind (--workers 1; authorization webhook to the kube-ap
 STARTED_PIDS+=("$!")
 measure aa-proxy "https://127.0.0.1:$AA_PROXY_PORT" "$!"
 
+NAMES=(aa-proxy)
+if [[ ${BENCH_ROUTES:-1} == 1 ]]; then
+  # run.sh's aa-proxy-routes20: every request is checked against 19 longer decoy prefixes first.
+  {
+    echo "routes:"
+    for i in $(seq 1 19); do
+      printf -- '- path: /apis/decoy-%02d.sample-api-server.example.com/v1alpha1\n' "$i"
+      printf -- '  upstream: %s\n' "$BACKEND_URL"
+    done
+    echo "- path: /apis/sample-api-server/"
+    printf -- '  upstream: %s\n' "$BACKEND_URL"
+  } >"$TMP/routes20.yaml"
+  free_port AA_PROXY_ROUTES_PORT
+  log "aa-proxy-routes20 under callgrind (as aa-proxy, plus 20 routes in --config)"
+  "${VALGRIND[@]}" "$BIN/proxy/aa-proxy" --secure-port "$AA_PROXY_ROUTES_PORT" --bind-address 127.0.0.1 \
+    --tls-cert-file "$PKI/server.crt" --tls-private-key-file "$PKI/server.key" \
+    --client-ca-file "$PKI/ca.crt" --config "$TMP/routes20.yaml" --workers 1 \
+    --anonymous-auth=false --authentication-skip-lookup \
+    --authorization-mode webhook --authorization-kubeconfig "$API/kubeconfig" >"$TMP/aa-proxy-routes20.log" 2>&1 &
+  STARTED_PIDS+=("$!")
+  measure aa-proxy-routes20 "https://127.0.0.1:$AA_PROXY_ROUTES_PORT" "$!"
+  NAMES+=(aa-proxy-routes20)
+fi
+NAMES+=(nginx)
+
 free_port NGINX_PORT
 cat >"$NGX/nginx.conf" <<EOF
 # run.sh's nginx target in one process (no master), so that the process under valgrind serves.
@@ -241,11 +268,15 @@ measure nginx "https://127.0.0.1:$NGINX_PORT" "$!"
 
 # --- Report. ----------------------------------------------------------------------------------
 printf '\nUser-space instructions per request (callgrind Ir), %d connections: (Ir B - Ir A) / (requests B - requests A)\n\n' "$CONNECTIONS"
-printf '%-10s %11s %11s %11s\n' target "requests A" "requests B" "Ir/request" ---------- ----------- ----------- -----------
-for name in aa-proxy nginx; do
-  printf '%-10s %11s %11s %11s\n' "$name" "${REQ_A[$name]}" "${REQ_B[$name]}" "${IR_PER_REQ[$name]}"
+printf '%-18s %11s %11s %11s\n' target "requests A" "requests B" "Ir/request" ------------------ ----------- ----------- -----------
+for name in "${NAMES[@]}"; do
+  printf '%-18s %11s %11s %11s\n' "$name" "${REQ_A[$name]}" "${REQ_B[$name]}" "${IR_PER_REQ[$name]}"
 done
 awk -v a="${IR_PER_REQ[aa-proxy]}" -v n="${IR_PER_REQ[nginx]}" 'BEGIN { printf "\naa-proxy / nginx: %.3f\n", a / n }'
+if [[ -n ${IR_PER_REQ[aa-proxy-routes20]:-} ]]; then
+  awk -v r="${IR_PER_REQ[aa-proxy-routes20]}" -v a="${IR_PER_REQ[aa-proxy]}" \
+    'BEGIN { printf "aa-proxy-routes20 / aa-proxy: %.3f   (20 routes vs one; <= 1.03 meets the target)\n", r / a }'
+fi
 
 # callgrind_annotate's self cost per function, without the calls still active at the dump
 # (callgrind writes them as "calls=0"; callgrind_annotate would count them as the caller's self cost).

@@ -20,8 +20,10 @@ Environment overrides (defaults in brackets):
   BENCH_CONNECTIONS=N        keep-alive connections [64]
   BENCH_LOADGEN_THREADS=N    load generator threads [1]
   BENCH_PROXY_WORKERS=N      aa-proxy --workers and nginx worker_processes [2]
-  BENCH_TARGETS=LIST         comma-separated subset of backend,aa-proxy,aa-proxy-sar,nginx
-                             [all four]. aa-proxy authorizes with a static policy; aa-proxy-sar
+  BENCH_TARGETS=LIST         comma-separated subset of backend,aa-proxy,aa-proxy-routes20,
+                             aa-proxy-sar,nginx [all five]. aa-proxy authorizes with a static
+                             policy; aa-proxy-routes20 is the same with a --config route table
+                             of 20 routes (19 that do not match the request); aa-proxy-sar
                              with SubjectAccessReviews to the kube-apiserver double
                              (e2e/fake_apiserver.py), answered from aa-proxy's decision cache
   BENCH_KEY_TYPE=ec|rsa      key type of the throwaway PKI [ec, P-256]
@@ -61,7 +63,7 @@ fi
 CONNECTIONS=${BENCH_CONNECTIONS:-64}
 LOADGEN_THREADS=${BENCH_LOADGEN_THREADS:-1}
 PROXY_WORKERS=${BENCH_PROXY_WORKERS:-2}
-TARGETS=${BENCH_TARGETS:-backend,aa-proxy,aa-proxy-sar,nginx}
+TARGETS=${BENCH_TARGETS:-backend,aa-proxy,aa-proxy-routes20,aa-proxy-sar,nginx}
 KEY_TYPE=${BENCH_KEY_TYPE:-ec}
 BACKEND_KIND=${BENCH_BACKEND:-auto}
 OUTPUT_BASE=${BENCH_BAZEL_OUTPUT_BASE:-/root/.cache/bazel-bench}
@@ -229,7 +231,7 @@ if [[ $BACKEND_KIND != nginx ]]; then
   fi
 fi
 AA_PROXY=""
-if target_wanted aa-proxy || target_wanted aa-proxy-sar; then
+if target_wanted aa-proxy || target_wanted aa-proxy-routes20 || target_wanted aa-proxy-sar; then
   build_optional AA_PROXY //proxy:aa-proxy proxy/aa-proxy
   [[ -n $AA_PROXY ]] || log "SKIPPING aa-proxy: //proxy:aa-proxy is not available (see above)"
 fi
@@ -355,7 +357,9 @@ if [[ -n $AA_PROXY ]] && target_wanted aa-proxy; then
     AA_PROXY_FLAGS="--anonymous-auth=false"
     # Standalone (no cluster): the local policy authorizes every request, as a SubjectAccessReview
     # would. The client's group is not system:masters, so the authorizer really runs.
-    if "$AA_PROXY" --help 2>&1 | grep -q -- --authorization-policy-file; then
+    # (Not `--help | grep -q`: grep quits at the match, aa-proxy dies of SIGPIPE, and pipefail
+    # makes the test false.)
+    if [[ $("$AA_PROXY" --help 2>&1) == *--authorization-policy-file* ]]; then
       cat >"$TMP/policy.yaml" <<EOF
 rules:
   - groups: ["bench-readers"]
@@ -379,6 +383,41 @@ EOF
     log "SKIPPING aa-proxy: it did not start or does not answer $REQUEST_PATH with 2xx (log above)"
     stop_process "$AA_PROXY_PID"
     AA_PROXY_PID=""
+  fi
+fi
+
+# aa-proxy as above plus a route table of 20 routes (--config): 19 decoys under /apis/ that the
+# request does not match, longer than the one it does, so every request is checked against all
+# of them (longest prefix first) before its own route. Compared with aa-proxy: the routing cost.
+AA_PROXY_ROUTES_PID=""
+AA_PROXY_ROUTES_URL=""
+if [[ -n $AA_PROXY ]] && target_wanted aa-proxy-routes20; then
+  free_port AA_PROXY_ROUTES_PORT
+  AA_PROXY_ROUTES_URL=https://127.0.0.1:$AA_PROXY_ROUTES_PORT
+  {
+    echo "routes:"
+    for i in $(seq 1 19); do
+      printf -- '- path: /apis/decoy-%02d.sample-api-server.example.com/v1alpha1\n' "$i"
+      printf -- '  upstream: %s\n' "$BACKEND_URL"
+    done
+    echo "- path: /apis/sample-api-server/"
+    printf -- '  upstream: %s\n' "$BACKEND_URL"
+  } >"$TMP/routes20.yaml"
+  if [[ -z ${AA_PROXY_FLAGS:-} ]]; then
+    AA_PROXY_FLAGS=${BENCH_AA_PROXY_FLAGS:---anonymous-auth=false}
+  fi
+  # shellcheck disable=SC2086  # AA_PROXY_FLAGS is a list of flags
+  "$AA_PROXY" --secure-port "$AA_PROXY_ROUTES_PORT" --bind-address 127.0.0.1 \
+    --tls-cert-file "$PKI/server.crt" --tls-private-key-file "$PKI/server.key" \
+    --client-ca-file "$PKI/ca.crt" --workers "$PROXY_WORKERS" --config "$TMP/routes20.yaml" \
+    $AA_PROXY_FLAGS >"$TMP/aa-proxy-routes20.log" 2>&1 &
+  AA_PROXY_ROUTES_PID=$!
+  STARTED_PIDS+=("$AA_PROXY_ROUTES_PID")
+  if ! wait_ready "$AA_PROXY_ROUTES_PID" aa-proxy-routes20 "${CURL_TLS[@]}" "$AA_PROXY_ROUTES_URL$REQUEST_PATH"; then
+    tail -20 "$TMP/aa-proxy-routes20.log" >&2
+    log "SKIPPING aa-proxy-routes20: it did not start or does not answer $REQUEST_PATH with 2xx (log above)"
+    stop_process "$AA_PROXY_ROUTES_PID"
+    AA_PROXY_ROUTES_PID=""
   fi
 fi
 
@@ -498,6 +537,7 @@ check_body() {
   fi
 }
 [[ -n $AA_PROXY_PID ]] && check_body aa-proxy "$AA_PROXY_URL"
+[[ -n $AA_PROXY_ROUTES_PID ]] && check_body aa-proxy-routes20 "$AA_PROXY_ROUTES_URL"
 [[ -n $AA_PROXY_SAR_PID ]] && check_body aa-proxy-sar "$AA_PROXY_SAR_URL"
 [[ -n $NGINX_PID ]] && check_body nginx "$NGINX_URL"
 
@@ -543,6 +583,7 @@ run_load() {
   case "$name" in
     backend) ;;
     aa-proxy) proxy_pid=$AA_PROXY_PID; loadgen_args+=("${CLIENT_TLS[@]}") ;;
+    aa-proxy-routes20) proxy_pid=$AA_PROXY_ROUTES_PID; loadgen_args+=("${CLIENT_TLS[@]}") ;;
     aa-proxy-sar) proxy_pid=$AA_PROXY_SAR_PID; loadgen_args+=("${CLIENT_TLS[@]}") ;;
     nginx) proxy_pid=$NGINX_PID; loadgen_args+=("${CLIENT_TLS[@]}") ;;
   esac
@@ -580,6 +621,7 @@ run_load() {
 ACTIVE=()
 target_wanted backend && ACTIVE+=(backend)
 [[ -n $AA_PROXY_PID ]] && ACTIVE+=(aa-proxy)
+[[ -n $AA_PROXY_ROUTES_PID ]] && ACTIVE+=(aa-proxy-routes20)
 [[ -n $AA_PROXY_SAR_PID ]] && ACTIVE+=(aa-proxy-sar)
 [[ -n $NGINX_PID ]] && ACTIVE+=(nginx)
 [[ ${#ACTIVE[@]} -gt 0 ]] || die "nothing to measure (BENCH_TARGETS=$TARGETS)"
@@ -587,6 +629,7 @@ url_of() {
   case "$1" in
     backend) echo "$BACKEND_URL" ;;
     aa-proxy) echo "$AA_PROXY_URL" ;;
+    aa-proxy-routes20) echo "$AA_PROXY_ROUTES_URL" ;;
     aa-proxy-sar) echo "$AA_PROXY_SAR_URL" ;;
     nginx) echo "$NGINX_URL" ;;
   esac
@@ -615,10 +658,12 @@ done
 # of the connections, so a slow phase hits them all; each aa-proxy's CPU/req is compared with
 # nginx's from the same round.
 declare -A PAIRED_RATIOS=()
+ROUTES_RATIOS=""  # aa-proxy-routes20 / aa-proxy CPU per request, per paired round
 PAIRED=()
 pid_of() {
   case "$1" in
     aa-proxy) echo "$AA_PROXY_PID" ;;
+    aa-proxy-routes20) echo "$AA_PROXY_ROUTES_PID" ;;
     aa-proxy-sar) echo "$AA_PROXY_SAR_PID" ;;
     nginx) echo "$NGINX_PID" ;;
   esac
@@ -657,6 +702,11 @@ if [[ ${BENCH_PAIRED:-1} == 1 && -n $NGINX_PID && ${#PAIRED[@]} -ge 2 ]]; then
       PAIRED_RATIOS[$name]+="$ratio "
       summary+=" $name/nginx $ratio;"
     done
+    if [[ -n ${cpu[aa-proxy]:-} && -n ${cpu[aa-proxy-routes20]:-} ]]; then
+      ratio=$(awk -v a="${cpu[aa-proxy-routes20]}" -v b="${cpu[aa-proxy]}" 'BEGIN { printf "%.3f", (b > 0) ? a / b : 0 }')
+      ROUTES_RATIOS+="$ratio "
+      summary+=" aa-proxy-routes20/aa-proxy $ratio;"
+    fi
     log "paired round $run/$RUNS:${summary%;}"
     unset before after requests cpu pids
   done
@@ -728,6 +778,10 @@ END {
   } else if (!("aa-proxy-sar" in count)) {
     printf "\naa-proxy / nginx:  n/a (needs both aa-proxy and nginx rows)\n"
   }
+  if (("aa-proxy-routes20" in count) && ("aa-proxy" in count)) {
+    printf "aa-proxy-routes20 / aa-proxy:  req/s %s   proxy CPU/req %s   (20 routes vs one; <= 1.03 meets the target)\n",
+      ratio(m["aa-proxy-routes20", "rps"], m["aa-proxy", "rps"]), ratio(m["aa-proxy-routes20", "proxy_cpu"], m["aa-proxy", "proxy_cpu"])
+  }
   if (("aa-proxy-sar" in count) && ("nginx" in count)) {
     printf "aa-proxy-sar / nginx:  req/s %s   p50 %s   p99 %s   proxy CPU/req %s\n",
       ratio(m["aa-proxy-sar", "rps"], m["nginx", "rps"]), ratio(m["aa-proxy-sar", "p50"], m["nginx", "p50"]),
@@ -743,6 +797,13 @@ for name in "${PAIRED[@]}"; do
     "$(printf '%s\n' ${PAIRED_RATIOS[$name]} | sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }')" \
     "${PAIRED_RATIOS[$name]% }"
 done
+
+if [[ -n $ROUTES_RATIOS ]]; then
+  # shellcheck disable=SC2086  # the ratios are a space-separated list
+  printf 'aa-proxy-routes20 / aa-proxy, paired (same moment):  proxy CPU/req median %s (rounds: %s)\n' \
+    "$(printf '%s\n' $ROUTES_RATIOS | sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }')" \
+    "${ROUTES_RATIOS% }"
+fi
 
 if [[ -n $AA_PROXY_SAR_PID ]]; then
   # Evidence that the decision cache, not the double, answered the load.
