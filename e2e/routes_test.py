@@ -324,6 +324,20 @@ class AuthHeaderFieldsTest(RoutesTestCase):
         self.assertEqual([v for k, v in seen if k.lower() == "x-remote-user"], ["alice"])
 
 
+class AuthHeaderFieldsDefaultNamesTest(RoutesTestCase):
+    policy = {"sar": [{"user": "alice", "allowed": True}]}
+    extra_flags = ("--auth-header-fields-enabled",)
+
+    def test_default_names_do_not_repeat_x_remote_user(self):
+        self.start_with_routes(f"routes:\n- path: /\n  upstream: {self.upstream_a}\n")
+        seen = self.answered_by(self.as_alice("/anything", groups=("dev", "ops")))["headers"]
+        self.assertEqual([v for k, v in seen if k.lower() == "x-remote-user"], ["alice"])
+        self.assertEqual([v for k, v in seen if k.lower() == "x-remote-groups"],
+                         ["dev|ops|system:authenticated"])
+        self.assertEqual([v for k, v in seen if k.lower() == "x-remote-group"],
+                         ["dev", "ops", "system:authenticated"])
+
+
 class KubeRbacProxyPathFlagsTest(RoutesTestCase):
     policy = {"sar": [{"user": "alice", "path": "/metrics", "verb": "get", "allowed": True}]}
 

@@ -128,7 +128,12 @@ void ClientConnection::onDownstreamEvent(bufferevent* bev, short what, void* sel
     if (ssl_error != 0) {
       char buf[256];
       ERR_error_string_n(ssl_error, buf, sizeof(buf));
-      AA_VLOG(2) << "TLS error from " << conn->peer_ip_ << ": " << buf;
+      // A client that just closes (no close_notify; curl does) is routine: -v 4.
+      if (ERR_GET_REASON(ssl_error) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+        AA_VLOG(4) << "TLS error from " << conn->peer_ip_ << ": " << buf;
+      } else {
+        AA_VLOG(2) << "TLS error from " << conn->peer_ip_ << ": " << buf;
+      }
     }
   }
   if (conn->phase_ == Phase::kTunnel && conn->upstream_) {

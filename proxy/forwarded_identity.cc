@@ -21,7 +21,11 @@ absl::Status prepareForwardedIdentity(HeaderMap& headers, const UserInfo& user, 
   }
   if (fields.enabled) {
     // The values passed appendIdentityHeaderLines' checks, and the separator has no line break.
-    absl::StrAppend(&lines, fields.user_field, ": ", user.name, "\r\n", fields.groups_field, ": ",
+    // kube-rbac-proxy's default user field is X-Remote-User itself: do not send it twice.
+    if (!equalsIgnoreCase(fields.user_field, kRemoteUserHeader)) {
+      absl::StrAppend(&lines, fields.user_field, ": ", user.name, "\r\n");
+    }
+    absl::StrAppend(&lines, fields.groups_field, ": ",
                     absl::StrJoin(user.groups, fields.groups_separator), "\r\n");
   }
   return absl::OkStatus();

@@ -19,6 +19,7 @@
 #include "common/metrics.h"
 #include "config/flags.h"
 #include "config/kubeconfig.h"
+#include "config/route_table.h"
 #include "kube/apiserver_client.h"
 #include "kube/configmap_source.h"
 #include "kube/kube_transport.h"
@@ -32,6 +33,20 @@
 
 namespace aaproxy {
 namespace {
+
+// "http://127.0.0.1:8080", or "3 routes to 2 backends (http://a:1, unix:///b.sock)".
+std::string describeBackends(const ProxyOptions& options) {
+  if (options.routes == nullptr || options.routes->isDefault()) {
+    return options.upstreams.empty() ? options.upstream.display : options.upstreams[0].display;
+  }
+  std::string out = absl::StrCat(options.routes->routes().size(), " routes to ",
+                                 options.upstreams.size(), " backend",
+                                 options.upstreams.size() == 1 ? "" : "s", " (");
+  for (size_t i = 0; i < options.upstreams.size(); ++i) {
+    absl::StrAppend(&out, i == 0 ? "" : ", ", options.upstreams[i].display);
+  }
+  return out + ")";
+}
 
 // Every client, backend and kube-apiserver connection is a descriptor; the usual soft limit of
 // 1024 would refuse connections long before the proxy is busy. Go programs (kube-apiserver
@@ -303,14 +318,23 @@ int run(int argc, char** argv) {
   if (!server.ok()) {
     return fail(server.status().message());
   }
-  state->health().setBackendReachable(probeBackend(options.upstream));
+  // Every backend of the route table (one without `routes:`) answers a connection.
+  auto probeBackends = [&options] {
+    for (const UpstreamAddress& upstream : options.upstreams) {
+      if (!probeBackend(upstream)) {
+        return false;
+      }
+    }
+    return true;
+  };
+  state->health().setBackendReachable(probeBackends());
   for (Dispatcher* loop : (*server)->loops()) {
     admission->attachLoop(*loop);
   }
   (*server)->start();
   AA_LOG(I) << "serving on https://" << options.bind_address << ":" << (*server)->port() << " with "
             << options.workers << " workers (from " << options.workers_source
-            << "), forwarding to " << options.upstream.display;
+            << "), forwarding to " << describeBackends(options);
 
   // The main thread is the control thread: signals, file watching, backend probing.
   ConfigReloader config_reloader(options, *admission, state->health());
@@ -338,8 +362,8 @@ int run(int argc, char** argv) {
         AA_LOG(I) << "reloaded the serving certificate and client CA files";
       }
     }
-    if (!state->health().backendReachable() && probeBackend(options.upstream)) {
-      AA_LOG(I) << "backend " << options.upstream.display << " is reachable again";
+    if (!state->health().backendReachable() && probeBackends()) {
+      AA_LOG(I) << "backend " << describeBackends(options) << " is reachable again";
       state->health().setBackendReachable(true);
     }
   }
