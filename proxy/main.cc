@@ -28,6 +28,7 @@
 #include "proxy/server.h"
 #include "proxy/tls_context.h"
 #include "proxy/tls_reloader.h"
+#include "proxy/upstream_tls.h"
 
 namespace aaproxy {
 namespace {
@@ -128,6 +129,18 @@ int run(int argc, char** argv) {
   http_parser_set_max_header_size(
       static_cast<uint32_t>(options.max_header_bytes + options.max_request_line_bytes + 4096));
 
+  // The backend's TLS context, built once and shared by every worker's pool: a bad file fails
+  // the start (exit 2), naming its flag.
+  std::shared_ptr<const UpstreamTlsContext> upstream_tls;
+  if (options.upstream.kind == UpstreamAddress::Kind::kHttps) {
+    absl::StatusOr<std::shared_ptr<const UpstreamTlsContext>> context =
+        UpstreamTlsContext::create(options.upstream);
+    if (!context.ok()) {
+      return fail(context.status().message());
+    }
+    upstream_tls = *std::move(context);
+  }
+
   absl::StatusOr<std::shared_ptr<const KubeTransport>> authn_transport = loadTransport(
       "--authentication-kubeconfig", options.authentication_kubeconfig, options.kubeconfig);
   if (!authn_transport.ok()) {
@@ -168,7 +181,8 @@ int run(int argc, char** argv) {
   tls.min_version = options.tls_min_version;
   tls.http2 = options.http2;
   tls.cipher_list = options.tls_cipher_list;
-  auto shared = std::make_unique<SharedProxyState>(options, nullptr, *std::move(created));
+  auto shared = std::make_unique<SharedProxyState>(options, nullptr, *std::move(created),
+                                                   std::move(upstream_tls));
   SharedProxyState* state = shared.get();
   TlsReloader tls_reloader(tls, [state](std::shared_ptr<const ServerTlsContext> context) {
     state->setTls(std::move(context));

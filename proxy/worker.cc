@@ -28,7 +28,8 @@ std::string addressToString(const sockaddr* addr) {
 Worker::Worker(int index, const SharedProxyState& shared)
     : index_(index),
       shared_(shared),
-      pool_(loop_.base(), shared.options().upstream, shared.options().upstream_connect_timeout, 128) {
+      pool_(loop_.base(), shared.options().upstream, shared.upstreamTls(),
+            shared.options().upstream_connect_timeout, 128) {
   reap_event_.reset(event_new(loop_.base(), -1, 0, &Worker::onReap, this));
 }
 
