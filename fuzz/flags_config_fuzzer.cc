@@ -5,7 +5,8 @@
 // Input: YAML; a first line "#args: A B C" adds those command-line arguments after --config.
 //
 // Invariants (errors are values, no exception escapes):
-//  - accepted options are valid: an upstream (TCP with host and port, or a Unix socket path),
+//  - accepted options are valid: an upstream (TCP or TLS with host and port, or a Unix socket
+//    path; TLS settings only for TLS, a client certificate exactly when a key),
 //    1..256 workers, TLS 1.2 or 1.3 as minimum, a certificate exactly when a key, the static
 //    authorizer exactly when a policy file, authorization modes from {static, webhook},
 //    ports in range, non-negative durations, header and request-line limits in range;
@@ -41,11 +42,15 @@ const std::string& configPath() {
 
 void checkOptions(const ProxyOptions& o) {
   const UpstreamAddress& up = o.upstream;
-  if (up.kind == UpstreamAddress::Kind::kTcp) {
-    FUZZ_CHECK(!up.host.empty() && up.port != 0, up.display);
-  } else {
+  if (up.kind == UpstreamAddress::Kind::kUnix) {
     FUZZ_CHECK(!up.path.empty() && up.path[0] == '/', up.display);
+  } else {
+    FUZZ_CHECK(!up.host.empty() && up.port != 0, up.display);
   }
+  if (up.kind != UpstreamAddress::Kind::kHttps) {
+    FUZZ_CHECK(up.tls == UpstreamTlsOptions(), up.display);
+  }
+  FUZZ_CHECK(up.tls.client_cert_file.empty() == up.tls.client_key_file.empty());
   FUZZ_CHECK(o.workers >= 1 && o.workers <= 256);
   FUZZ_CHECK(o.tls_min_version == TLS1_2_VERSION || o.tls_min_version == TLS1_3_VERSION);
   FUZZ_CHECK(o.tls_cert_file.empty() == o.tls_private_key_file.empty());
