@@ -20,7 +20,7 @@ TLS 1.2 (resumption by session ticket, the client-certificate refusal inside the
 The backend's control port (plain HTTP, for the test only):
   GET  /__stats      {"tcp_connections", "handshakes", "resumed", "handshake_errors": [...],
                       "requests", "server_names": [...]}
-  POST /__use_cert?cert=PATH&key=PATH   new handshakes present this certificate
+  GET  /__use_cert?cert=PATH&key=PATH   new handshakes present this certificate
 """
 
 import hashlib
@@ -362,7 +362,8 @@ class TlsUpstreamTest(harness.E2ETestCase):
         self.start_proxy(backend.upstream)
         get = self.account(self.get("/apis/sample/v1/things?watch=false",
                                     headers=[KUBECTL, "X-Remote-User: system:admin"]))
-        self.assertEqual((get["method"], get["path"]), ("GET", "/apis/sample/v1/things?watch=false"))
+        self.assertEqual((get["method"], get["path"]),
+                         ("GET", "/apis/sample/v1/things?watch=false"))
         headers = get["headers"]
         self.assertIn(["X-Remote-User", "alice"], headers)
         self.assertEqual([v for k, v in headers if k.lower() == "x-remote-group"],
