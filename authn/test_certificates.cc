@@ -40,6 +40,15 @@ std::string TestCertificate::pem() const {
   return std::string(data, static_cast<size_t>(len));
 }
 
+std::string TestCertificate::keyPem() const {
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  check(PEM_write_bio_PrivateKey(bio.get(), key.get(), nullptr, nullptr, 0, nullptr, nullptr) == 1,
+        "key PEM");
+  char* data = nullptr;
+  long len = BIO_get_mem_data(bio.get(), &data);
+  return std::string(data, static_cast<size_t>(len));
+}
+
 std::string TestCertificate::der() const {
   unsigned char* out = nullptr;
   int len = i2d_X509(cert.get(), &out);
@@ -99,6 +108,9 @@ TestCertificate makeCertificate(const CertificateSpec& spec, const TestCertifica
   addExtension(cert, issuerCert, NID_subject_key_identifier, "hash");
   if (issuer != nullptr) {
     addExtension(cert, issuerCert, NID_authority_key_identifier, "keyid:always");
+  }
+  if (!spec.subjectAltNames.empty()) {
+    addExtension(cert, issuerCert, NID_subject_alt_name, absl::StrJoin(spec.subjectAltNames, ","));
   }
   if (spec.extKeyUsages) {
     std::vector<std::string> names;

@@ -23,6 +23,8 @@ struct CertificateSpec {
   bool isCa = false;
   // nullopt: no extendedKeyUsage extension. Otherwise the NIDs listed (may be empty).
   std::optional<std::vector<int>> extKeyUsages = std::vector<int>{NID_client_auth};
+  // subjectAltName entries in OpenSSL's config syntax ("DNS:backend", "IP:127.0.0.1"); empty: none.
+  std::vector<std::string> subjectAltNames;
   absl::Time notBefore = absl::Now() - absl::Hours(1);
   absl::Time notAfter = absl::Now() + absl::Hours(24);
   long serial = 1;
@@ -34,6 +36,7 @@ struct TestCertificate {
   EvpPkeyPtr key;
   std::string pem() const;
   std::string der() const;
+  std::string keyPem() const;  // PKCS#8
 };
 
 // Signs with `issuer`'s key, or self-signs when `issuer` is null. Aborts on OpenSSL failure.

@@ -37,6 +37,9 @@ struct SslCtxDeleter {
 struct SslDeleter {
   void operator()(SSL* p) const { SSL_free(p); }
 };
+struct SslSessionDeleter {
+  void operator()(SSL_SESSION* p) const { SSL_SESSION_free(p); }
+};
 
 using X509Ptr = std::unique_ptr<X509, X509Deleter>;
 using X509StorePtr = std::unique_ptr<X509_STORE, X509StoreDeleter>;
@@ -46,6 +49,7 @@ using EvpPkeyPtr = std::unique_ptr<EVP_PKEY, EvpPkeyDeleter>;
 using BioPtr = std::unique_ptr<BIO, BioDeleter>;
 using SslCtxPtr = std::unique_ptr<SSL_CTX, SslCtxDeleter>;
 using SslPtr = std::unique_ptr<SSL, SslDeleter>;
+using SslSessionPtr = std::unique_ptr<SSL_SESSION, SslSessionDeleter>;
 
 // Takes a new reference on `cert` (which stays owned by the caller).
 inline X509Ptr upRef(X509* cert) {

@@ -1,6 +1,7 @@
 // A small table-driven flag parser: pflag's syntax (--name=value, --name value, bare bools).
 #include "config/flags.h"
 
+#include <arpa/inet.h>
 #include <openssl/ssl.h>
 #include <unistd.h>
 
@@ -206,6 +207,24 @@ absl::Status parseCipherSuites(std::string_view value, std::string& openssl_list
   return absl::OkStatus();
 }
 
+// A DNS name or an IP literal (IPv6 without brackets): what Go's tls.Config.ServerName holds.
+absl::Status parseServerName(std::string_view value, UpstreamTlsOptions& tls) {
+  if (value.empty()) {
+    return absl::InvalidArgumentError("must not be empty");
+  }
+  in6_addr v6;
+  bool ipv6 = inet_pton(AF_INET6, std::string(value).c_str(), &v6) == 1;
+  for (char c : value) {
+    bool allowed = absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' ||
+                   c == '_' || c == '*' || (ipv6 && c == ':');
+    if (!allowed) {
+      return invalid(value, "is not a host name or an IP address");
+    }
+  }
+  tls.server_name = std::string(value);
+  return absl::OkStatus();
+}
+
 const std::vector<FlagSpec>& flagTable() {
   static const std::vector<FlagSpec> kFlags = {
       {"config", false, "path", "",
@@ -238,16 +257,40 @@ const std::vector<FlagSpec>& flagTable() {
          return parseCipherSuites(v, o.tls_cipher_list);
        }},
       {"upstream", false, "url", "",
-       "The backend to forward authorized requests to: http://host:port or unix:///path/to.sock. "
-       "Required unless every route of the --config file names its own upstream.",
+       "The backend to forward authorized requests to: http://host:port, https://host:port or "
+       "unix:///path/to.sock. Required unless every route of the --config file names its own "
+       "upstream.",
        [](ProxyOptions& o, std::string_view v) -> absl::Status {
          auto parsed = parseUpstreamAddress(v);
          if (!parsed.ok()) {
            return parsed.status();
          }
+         UpstreamTlsOptions tls = std::move(o.upstream.tls);  // the TLS flags may come first
          o.upstream = *std::move(parsed);
+         o.upstream.tls = std::move(tls);
          return absl::OkStatus();
        }},
+      {"upstream-ca-file", false, "path", "",
+       "The CA the upstream uses for TLS connection. This is required when the upstream uses "
+       "TLS and its own CA certificate. Default: the system trust store. Needs an https:// "
+       "--upstream.",
+       [](ProxyOptions& o, std::string_view v) { return readableFile(v, o.upstream.tls.ca_file); }},
+      {"upstream-client-cert-file", false, "path", "",
+       "If set, the client will be used to authenticate the proxy to upstream. Requires "
+       "--upstream-client-key-file to be set, too.",
+       [](ProxyOptions& o, std::string_view v) {
+         return readableFile(v, o.upstream.tls.client_cert_file);
+       }},
+      {"upstream-client-key-file", false, "path", "",
+       "The key matching the certificate from --upstream-client-cert-file. If set, requires "
+       "--upstream-client-cert-file to be set, too.",
+       [](ProxyOptions& o, std::string_view v) {
+         return readableFile(v, o.upstream.tls.client_key_file);
+       }},
+      {"upstream-server-name", false, "string", "",
+       "The name sent as SNI and required in the upstream's certificate (an IP address is "
+       "matched against its IP SANs). Default: the host of the https:// --upstream.",
+       [](ProxyOptions& o, std::string_view v) { return parseServerName(v, o.upstream.tls); }},
       {"client-ca-file", false, "path", "",
        "If set, any request presenting a client certificate signed by one of the authorities in the "
        "client-ca-file is authenticated with an identity corresponding to the CommonName of the client certificate.",
@@ -492,12 +535,16 @@ absl::StatusOr<UpstreamAddress> parseUpstreamAddress(std::string_view value) {
     out.path = std::string(rest);
     return out;
   }
-  if (!absl::ConsumePrefix(&rest, "http://")) {
-    return invalid(value, "must start with http:// or unix://");
+  bool https = false;
+  if (absl::ConsumePrefix(&rest, "https://")) {
+    https = true;
+  } else if (!absl::ConsumePrefix(&rest, "http://")) {
+    return invalid(value, "must start with http://, https:// or unix://");
   }
+  const char* scheme = https ? "https" : "http";
   absl::ConsumeSuffix(&rest, "/");
   if (rest.find('/') != absl::string_view::npos) {
-    return invalid(value, "must not have a path: http://host:port");
+    return invalid(value, absl::StrCat("must not have a path: ", scheme, "://host:port"));
   }
   absl::string_view host;
   absl::string_view port;
@@ -509,13 +556,13 @@ absl::StatusOr<UpstreamAddress> parseUpstreamAddress(std::string_view value) {
     host = rest.substr(0, close);
     rest.remove_prefix(close + 1);
     if (!absl::ConsumePrefix(&rest, ":")) {
-      return invalid(value, "needs a port: http://[::1]:8080");
+      return invalid(value, absl::StrCat("needs a port: ", scheme, "://[::1]:8080"));
     }
     port = rest;
   } else {
     size_t colon = rest.rfind(':');
     if (colon == absl::string_view::npos) {
-      return invalid(value, "needs a port: http://host:port");
+      return invalid(value, absl::StrCat("needs a port: ", scheme, "://host:port"));
     }
     host = rest.substr(0, colon);
     port = rest.substr(colon + 1);
@@ -524,7 +571,7 @@ absl::StatusOr<UpstreamAddress> parseUpstreamAddress(std::string_view value) {
   if (host.empty() || !absl::SimpleAtoi(port, &p) || p <= 0 || p > 65535) {
     return invalid(value, "needs a host and a port in 1..65535");
   }
-  out.kind = UpstreamAddress::Kind::kTcp;
+  out.kind = https ? UpstreamAddress::Kind::kHttps : UpstreamAddress::Kind::kTcp;
   out.host = std::string(host);
   out.port = static_cast<uint16_t>(p);
   return out;
@@ -607,6 +654,34 @@ absl::StatusOr<ConfigFile> loadConfigFile(const std::string& path) {
   return file;
 }
 
+// The TLS flags belong to an https:// upstream; the client certificate comes with its key.
+absl::Status validateUpstreamTls(const UpstreamAddress& upstream) {
+  const UpstreamTlsOptions& tls = upstream.tls;
+  if (upstream.kind != UpstreamAddress::Kind::kHttps) {
+    const std::pair<const char*, const std::string*> kFlags[] = {
+        {"upstream-ca-file", &tls.ca_file},
+        {"upstream-client-cert-file", &tls.client_cert_file},
+        {"upstream-client-key-file", &tls.client_key_file},
+        {"upstream-server-name", &tls.server_name},
+    };
+    for (const auto& [flag, value] : kFlags) {
+      if (!value->empty()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--", flag, ": needs an https:// --upstream (it is \"", upstream.display,
+                         "\")"));
+      }
+    }
+    return absl::OkStatus();
+  }
+  if (tls.client_cert_file.empty() != tls.client_key_file.empty()) {
+    return absl::InvalidArgumentError(
+        tls.client_cert_file.empty()
+            ? "--upstream-client-cert-file: required when --upstream-client-key-file is set"
+            : "--upstream-client-key-file: required when --upstream-client-cert-file is set");
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<CommandLine> parseCommandLine(const std::vector<std::string>& args) {
@@ -679,6 +754,9 @@ absl::StatusOr<CommandLine> parseCommandLine(const std::vector<std::string>& arg
   }
   ProxyOptions& o = cl.options;
   o.upstream_set = upstream_set;
+  if (absl::Status s = validateUpstreamTls(o.upstream); !s.ok()) {
+    return s;
+  }
   if (absl::Status s = resolveRoutes(routes, upstream_set ? std::optional(o.upstream) : std::nullopt,
                                      o.upstreams);
       !s.ok()) {

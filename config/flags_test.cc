@@ -81,13 +81,21 @@ TEST_P(BadFlags, ErrorNamesTheFlag) {
 INSTANTIATE_TEST_SUITE_P(
     Cases, BadFlags,
     ::testing::Values(
-        BadFlagCase{{}, "--upstream: required (http://host:port or unix:///path.sock)"},
+        BadFlagCase{{},
+                    "--upstream: required (http://host:port, https://host:port or "
+                    "unix:///path.sock)"},
         BadFlagCase{{"--upstream", "http://h:1", "--secure-port", "abc"},
                     "--secure-port: \"abc\" is not an integer in [0, 65535]"},
         BadFlagCase{{"--upstream", "ftp://x:1"},
-                    "--upstream: \"ftp://x:1\" must start with http:// or unix://"},
+                    "--upstream: \"ftp://x:1\" must start with http://, https:// or unix://"},
         BadFlagCase{{"--upstream", "http://host"},
                     "--upstream: \"http://host\" needs a port: http://host:port"},
+        BadFlagCase{{"--upstream", "https://[::1]"},
+                    "--upstream: \"https://[::1]\" needs a port: https://[::1]:8080"},
+        BadFlagCase{{"--upstream", "https://h:1/api"},
+                    "--upstream: \"https://h:1/api\" must not have a path: https://host:port"},
+        BadFlagCase{{"--upstream", "https://h:0"},
+                    "--upstream: \"https://h:0\" needs a host and a port in 1..65535"},
         BadFlagCase{{"--upstream", "unix://relative.sock"},
                     "--upstream: \"unix://relative.sock\" is not unix:///absolute/path.sock"},
         BadFlagCase{{"--upstream", "http://h:1", "--no-such-flag"},
@@ -187,6 +195,111 @@ TEST(UpstreamAddress, Ipv6) {
   EXPECT_EQ(a->port, 8080);
 }
 
+TEST(UpstreamAddress, Https) {
+  auto a = parseUpstreamAddress("https://backend.example:8443/");
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->kind, UpstreamAddress::Kind::kHttps);
+  EXPECT_EQ(a->host, "backend.example");
+  EXPECT_EQ(a->port, 8443);
+  EXPECT_EQ(a->tls, UpstreamTlsOptions());
+  EXPECT_EQ(a->display, "https://backend.example:8443/");
+
+  a = parseUpstreamAddress("https://[fd00::1]:443");
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->kind, UpstreamAddress::Kind::kHttps);
+  EXPECT_EQ(a->host, "fd00::1");
+  EXPECT_EQ(a->port, 443);
+}
+
+class UpstreamTlsFlags : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    file_ = ::testing::TempDir() + "/upstream-tls-flags.pem";
+    FILE* f = std::fopen(file_.c_str(), "w");
+    std::fputs("not checked here\n", f);
+    std::fclose(f);
+  }
+  std::string file_;
+};
+
+TEST_F(UpstreamTlsFlags, SetWithAnHttpsUpstreamInAnyOrder) {
+  auto cl = parse({"--upstream-ca-file", file_, "--upstream-server-name=backend.internal",
+                   "--upstream", "https://10.0.0.7:8443", "--upstream-client-cert-file", file_,
+                   "--upstream-client-key-file=" + file_});
+  ASSERT_TRUE(cl.ok()) << cl.status();
+  const UpstreamAddress& up = cl->options.upstream;
+  EXPECT_EQ(up.kind, UpstreamAddress::Kind::kHttps);
+  EXPECT_EQ(up.host, "10.0.0.7");
+  EXPECT_EQ(up.port, 8443);
+  EXPECT_EQ(up.tls, (UpstreamTlsOptions{.ca_file = file_,
+                                        .client_cert_file = file_,
+                                        .client_key_file = file_,
+                                        .server_name = "backend.internal"}));
+}
+
+TEST_F(UpstreamTlsFlags, DefaultsAreTheSystemStoreAndTheHost) {
+  auto cl = parse({"--upstream", "https://backend:8443"});
+  ASSERT_TRUE(cl.ok()) << cl.status();
+  EXPECT_EQ(cl->options.upstream.tls, UpstreamTlsOptions());
+}
+
+TEST_F(UpstreamTlsFlags, IpServerNames) {
+  for (const char* name : {"127.0.0.1", "::1", "fd00::7", "*.svc.cluster.local"}) {
+    auto cl = parse({"--upstream", "https://backend:8443", "--upstream-server-name", name});
+    ASSERT_TRUE(cl.ok()) << name << ": " << cl.status();
+    EXPECT_EQ(cl->options.upstream.tls.server_name, name);
+  }
+}
+
+TEST_F(UpstreamTlsFlags, FromTheConfigFile) {
+  std::string path = ::testing::TempDir() + "/upstream-tls-config.yaml";
+  FILE* f = std::fopen(path.c_str(), "w");
+  std::fputs(("upstream-ca-file: " + file_ + "\nupstream: https://[::1]:9443\n").c_str(), f);
+  std::fclose(f);
+  auto cl = parse({"--config", path, "--upstream-server-name", "localhost"});
+  ASSERT_TRUE(cl.ok()) << cl.status();
+  EXPECT_EQ(cl->options.upstream.host, "::1");
+  EXPECT_EQ(cl->options.upstream.tls.ca_file, file_);
+  EXPECT_EQ(cl->options.upstream.tls.server_name, "localhost");
+}
+
+TEST_F(UpstreamTlsFlags, ErrorsNameTheFlag) {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--upstream", "http://h:1", "--upstream-ca-file", file_},
+       "--upstream-ca-file: needs an https:// --upstream (it is \"http://h:1\")"},
+      {{"--upstream-client-cert-file", file_, "--upstream-client-key-file", file_, "--upstream",
+        "unix:///run/b.sock"},
+       "--upstream-client-cert-file: needs an https:// --upstream (it is \"unix:///run/b.sock\")"},
+      {{"--upstream", "http://h:1", "--upstream-server-name", "h"},
+       "--upstream-server-name: needs an https:// --upstream (it is \"http://h:1\")"},
+      {{"--upstream", "https://h:1", "--upstream-client-cert-file", file_},
+       "--upstream-client-key-file: required when --upstream-client-cert-file is set"},
+      {{"--upstream", "https://h:1", "--upstream-client-key-file", file_},
+       "--upstream-client-cert-file: required when --upstream-client-key-file is set"},
+      {{"--upstream", "https://h:1", "--upstream-ca-file", "/nonexistent/ca.crt"},
+       "--upstream-ca-file: cannot read \"/nonexistent/ca.crt\": No such file or directory"},
+      {{"--upstream", "https://h:1", "--upstream-server-name="},
+       "--upstream-server-name: must not be empty"},
+      {{"--upstream", "https://h:1", "--upstream-server-name", "backend:8443"},
+       "--upstream-server-name: \"backend:8443\" is not a host name or an IP address"},
+      {{"--upstream", "https://h:1", "--upstream-server-name", "https://backend"},
+       "--upstream-server-name: \"https://backend\" is not a host name or an IP address"},
+  };
+  for (const auto& [args, error] : cases) {
+    auto cl = parse(args);
+    ASSERT_FALSE(cl.ok()) << error;
+    EXPECT_EQ(cl.status().message(), error);
+  }
+}
+
+TEST(Flags, HelpListsTheUpstreamTlsFlags) {
+  std::string help = helpText();
+  for (const char* flag : {"--upstream-ca-file path", "--upstream-client-cert-file path",
+                           "--upstream-client-key-file path", "--upstream-server-name string"}) {
+    EXPECT_NE(help.find(flag), std::string::npos) << flag;
+  }
+}
+
 TEST(Flags, CipherSuitesByGoNames) {
   auto cl = parse({"--upstream", "http://127.0.0.1:1", "--tls-cipher-suites",
                    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,TLS_AES_128_GCM_SHA256,"
@@ -264,7 +377,7 @@ TEST(Flags, RouteErrorsNameTheFileAndField) {
             "routes[0].upstream: required when --upstream is not set (path \"/a\")");
   cl = parseCommandLine({});
   ASSERT_FALSE(cl.ok());
-  EXPECT_EQ(cl.status().message(), "--upstream: required (http://host:port or unix:///path.sock)");
+  EXPECT_EQ(cl.status().message(), "--upstream: required (http://host:port, https://host:port or unix:///path.sock)");
 }
 
 TEST(Flags, KubeRbacProxyPathsAndAuthHeaderFields) {

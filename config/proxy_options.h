@@ -12,19 +12,34 @@
 
 namespace aaproxy {
 
-// Where the backend listens: plain HTTP over TCP or a Unix socket.
+// TLS to an https:// backend. The backend's certificate is always verified: its chain against
+// `ca_file` and its name against `server_name`.
+struct UpstreamTlsOptions {
+  std::string ca_file;           // PEM CAs; "" = the system trust store
+  std::string client_cert_file;  // PEM, intermediates after the leaf; set with client_key_file
+  std::string client_key_file;
+  // SNI and the name the certificate must hold; "" = the address's host. An IP address is
+  // checked against the certificate's IP SANs (and sent without SNI).
+  std::string server_name;
+
+  bool operator==(const UpstreamTlsOptions&) const = default;
+};
+
+// Where the backend listens: HTTP over TCP (plain or TLS) or over a Unix socket.
 struct UpstreamAddress {
-  enum class Kind { kTcp, kUnix };
+  enum class Kind { kTcp, kUnix, kHttps };
   Kind kind = Kind::kTcp;
-  std::string host;  // kTcp
-  uint16_t port = 0;  // kTcp
+  std::string host;  // kTcp, kHttps
+  uint16_t port = 0;  // kTcp, kHttps
   std::string path;   // kUnix
+  UpstreamTlsOptions tls;  // kHttps
   std::string display;  // as given on the command line
 
   bool operator==(const UpstreamAddress&) const = default;
 };
 
-// Parses `http://host:port` (IPv6 in brackets) or `unix:///abs/path.sock`.
+// Parses `http://host:port`, `https://host:port` (IPv6 in brackets) or `unix:///abs/path.sock`.
+// `tls` is left empty: it comes from the --upstream-* TLS flags.
 absl::StatusOr<UpstreamAddress> parseUpstreamAddress(std::string_view value);
 
 class RouteTable;  // config/route_table.h

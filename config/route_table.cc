@@ -155,7 +155,7 @@ absl::StatusOr<RouteConfig> parseRoute(const YAML::Node& node, absl::string_view
   }
   if (absl::Status s = checkKeys(
           node, field,
-          {"path", "upstream", "authorization", "resourceAttributes", "rewrites"});
+          {"path", "upstream", "upstreamTLS", "authorization", "resourceAttributes", "rewrites"});
       !s.ok()) {
     return s;
   }
@@ -192,6 +192,40 @@ absl::StatusOr<RouteConfig> parseRoute(const YAML::Node& node, absl::string_view
       return fieldError(where, address.status().message());
     }
     route.upstream = *std::move(address);
+  }
+  if (const YAML::Node tls = node["upstreamTLS"]) {
+    std::string where = absl::StrCat(field, ".upstreamTLS");
+    if (!route.upstream.has_value() || route.upstream->kind != UpstreamAddress::Kind::kHttps) {
+      return fieldError(where, "needs an https:// upstream on the route");
+    }
+    if (!tls.IsMap()) {
+      return fieldError(where, "must be a mapping (caFile, clientCertFile, clientKeyFile, serverName)");
+    }
+    if (absl::Status s =
+            checkKeys(tls, where, {"caFile", "clientCertFile", "clientKeyFile", "serverName"});
+        !s.ok()) {
+      return s;
+    }
+    UpstreamTlsOptions& options = route.upstream->tls;
+    struct Slot {
+      const char* key;
+      std::string* value;
+    };
+    for (const Slot& slot : {Slot{"caFile", &options.ca_file},
+                             Slot{"clientCertFile", &options.client_cert_file},
+                             Slot{"clientKeyFile", &options.client_key_file},
+                             Slot{"serverName", &options.server_name}}) {
+      if (const YAML::Node value = tls[slot.key]) {
+        absl::StatusOr<std::string> text = scalar(value, absl::StrCat(where, ".", slot.key));
+        if (!text.ok()) {
+          return text.status();
+        }
+        *slot.value = *std::move(text);
+      }
+    }
+    if (options.client_cert_file.empty() != options.client_key_file.empty()) {
+      return fieldError(where, "clientCertFile and clientKeyFile go together");
+    }
   }
   std::string mode_field = absl::StrCat(field, ".authorization");
   if (const YAML::Node mode = node["authorization"]) {
@@ -353,7 +387,7 @@ absl::Status resolveRoutes(std::vector<RouteConfig>& routes,
   if (routes.empty()) {
     if (!default_upstream.has_value()) {
       return absl::InvalidArgumentError(
-          "--upstream: required (http://host:port or unix:///path.sock)");
+          "--upstream: required (http://host:port, https://host:port or unix:///path.sock)");
     }
     routes.push_back(RouteConfig{.path = "/"});
   }

@@ -148,7 +148,7 @@ TEST(RouteTableTest, ResolveGivesEachDistinctUpstreamOneIndex) {
   ASSERT_EQ(none.size(), 1u);
   EXPECT_TRUE(RouteTable(none).isDefault());
   EXPECT_EQ(resolveRoutes(none = {}, std::nullopt, upstreams).message(),
-            "--upstream: required (http://host:port or unix:///path.sock)");
+            "--upstream: required (http://host:port, https://host:port or unix:///path.sock)");
 }
 
 TEST(RouteTableTest, LongestPrefixOnSegmentBoundaries) {
@@ -266,6 +266,50 @@ TEST(RouteTableTest, GoPathMatch) {
     }
     ASSERT_TRUE(got.ok()) << c.pattern << " " << c.name << ": " << got.status();
     EXPECT_EQ(*got, c.match) << c.pattern << " " << c.name;
+  }
+}
+
+}  // namespace
+}  // namespace aaproxy
+
+namespace aaproxy {
+namespace {
+
+TEST(RouteTableTest, PerRouteUpstreamTls) {
+  absl::StatusOr<std::vector<RouteConfig>> routes = parseRoutes(YAML::Load(R"(
+- path: /secure
+  upstream: https://backend.internal:8443
+  upstreamTLS: {caFile: /etc/ca.crt, clientCertFile: /etc/c.crt, clientKeyFile: /etc/c.key,
+                serverName: api.internal}
+- path: /plain-https
+  upstream: https://127.0.0.1:9443
+)"));
+  ASSERT_TRUE(routes.ok()) << routes.status();
+  const UpstreamAddress& secure = *(*routes)[0].upstream;
+  EXPECT_EQ(secure.kind, UpstreamAddress::Kind::kHttps);
+  EXPECT_EQ(secure.tls.ca_file, "/etc/ca.crt");
+  EXPECT_EQ(secure.tls.client_cert_file, "/etc/c.crt");
+  EXPECT_EQ(secure.tls.client_key_file, "/etc/c.key");
+  EXPECT_EQ(secure.tls.server_name, "api.internal");
+  EXPECT_EQ((*routes)[1].upstream->tls, UpstreamTlsOptions());
+
+  struct Case {
+    std::string yaml, error;
+  };
+  const Case cases[] = {
+      {"- path: /a\n  upstream: http://127.0.0.1:1\n  upstreamTLS: {caFile: x}",
+       "routes[0].upstreamTLS: needs an https:// upstream on the route"},
+      {"- path: /a\n  upstreamTLS: {caFile: x}",
+       "routes[0].upstreamTLS: needs an https:// upstream on the route"},
+      {"- path: /a\n  upstream: https://h:1\n  upstreamTLS: {clientCertFile: x}",
+       "routes[0].upstreamTLS: clientCertFile and clientKeyFile go together"},
+      {"- path: /a\n  upstream: https://h:1\n  upstreamTLS: {cafile: x}",
+       "routes[0].upstreamTLS: unknown field \"cafile\""},
+  };
+  for (const Case& c : cases) {
+    absl::StatusOr<std::vector<RouteConfig>> bad = parseRoutes(YAML::Load(c.yaml));
+    ASSERT_FALSE(bad.ok()) << c.yaml;
+    EXPECT_THAT(std::string(bad.status().message()), ::testing::HasSubstr(c.error)) << c.yaml;
   }
 }
 

@@ -5,8 +5,9 @@
 // Input: YAML; a first line "#args: A B C" adds those command-line arguments after --config.
 //
 // Invariants (errors are values, no exception escapes):
-//  - accepted options are valid: backends (TCP with host and port, or a Unix socket path) that
-//    every route of the route table names,
+//  - accepted options are valid: backends (TCP or TLS with host and port, or a Unix socket
+//    path; TLS settings only for TLS, a client certificate exactly when a key) that every route
+//    of the route table names,
 //    1..256 workers, TLS 1.2 or 1.3 as minimum, a certificate exactly when a key, the static
 //    authorizer exactly when a policy file, authorization modes from {static, webhook},
 //    ports in range, non-negative durations, header and request-line limits in range;
@@ -45,11 +46,15 @@ void checkOptions(const ProxyOptions& o) {
   // Every backend (--upstream and the routes' own) is complete, and every route names one.
   FUZZ_CHECK(!o.upstreams.empty());
   for (const UpstreamAddress& up : o.upstreams) {
-    if (up.kind == UpstreamAddress::Kind::kTcp) {
-      FUZZ_CHECK(!up.host.empty() && up.port != 0, up.display);
-    } else {
+    if (up.kind == UpstreamAddress::Kind::kUnix) {
       FUZZ_CHECK(!up.path.empty() && up.path[0] == '/', up.display);
+    } else {
+      FUZZ_CHECK(!up.host.empty() && up.port != 0, up.display);
     }
+    if (up.kind != UpstreamAddress::Kind::kHttps) {
+      FUZZ_CHECK(up.tls == UpstreamTlsOptions(), up.display);
+    }
+    FUZZ_CHECK(up.tls.client_cert_file.empty() == up.tls.client_key_file.empty());
   }
   FUZZ_CHECK(o.routes != nullptr && !o.routes->routes().empty());
   for (const RouteConfig& route : o.routes->routes()) {

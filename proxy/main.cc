@@ -30,6 +30,7 @@
 #include "proxy/server.h"
 #include "proxy/tls_context.h"
 #include "proxy/tls_reloader.h"
+#include "proxy/upstream_tls.h"
 
 namespace aaproxy {
 namespace {
@@ -144,6 +145,27 @@ int run(int argc, char** argv) {
   http_parser_set_max_header_size(
       static_cast<uint32_t>(options.max_header_bytes + options.max_request_line_bytes + 4096));
 
+  // Each https:// backend's TLS context, built once and shared by every worker's pool: a bad
+  // file fails the start (exit 2), naming its flag or route field.
+  std::vector<std::shared_ptr<const UpstreamTlsContext>> upstream_tls;
+  for (const UpstreamAddress& upstream : options.upstreams) {
+    if (upstream.kind != UpstreamAddress::Kind::kHttps) {
+      upstream_tls.push_back(nullptr);
+      continue;
+    }
+    absl::StatusOr<std::shared_ptr<const UpstreamTlsContext>> context =
+        UpstreamTlsContext::create(upstream);
+    if (!context.ok()) {
+      if (options.upstream_set && upstream == options.upstream) {
+        return fail(context.status().message());
+      }
+      // A route's own backend: its upstreamTLS fields play the flags' part.
+      return fail(absl::StrCat("--config: the route backend ", upstream.display,
+                               " (upstreamTLS): ", context.status().message()));
+    }
+    upstream_tls.push_back(*std::move(context));
+  }
+
   absl::StatusOr<std::shared_ptr<const KubeTransport>> authn_transport = loadTransport(
       "--authentication-kubeconfig", options.authentication_kubeconfig, options.kubeconfig);
   if (!authn_transport.ok()) {
@@ -192,7 +214,8 @@ int run(int argc, char** argv) {
   tls.min_version = options.tls_min_version;
   tls.http2 = options.http2;
   tls.cipher_list = options.tls_cipher_list;
-  auto shared = std::make_unique<SharedProxyState>(options, nullptr, *std::move(created));
+  auto shared = std::make_unique<SharedProxyState>(options, nullptr, *std::move(created),
+                                                   std::move(upstream_tls));
   SharedProxyState* state = shared.get();
   TlsReloader tls_reloader(tls, [state](std::shared_ptr<const ServerTlsContext> context) {
     state->setTls(std::move(context));

@@ -16,6 +16,9 @@ struct ProxyMetrics {
   Counter& connections_accepted;
   Counter& upstream_connect_errors;
   Counter& upstream_response_errors;
+  // aaproxy_upstream_tls_handshakes_total{resumed}: completed handshakes with an https:// backend.
+  Counter& upstream_tls_full_handshakes;
+  Counter& upstream_tls_resumptions;
   // aaproxy_requests_total{protocol}: finished requests per HTTP version.
   Counter& requests_http1;
   Counter& requests_http2;

@@ -1,4 +1,4 @@
-// Plain-HTTP connections from one worker to the backend, kept alive and reused.
+// HTTP/1.1 connections from one worker to the backend (plain or TLS), kept alive and reused.
 #pragma once
 
 #include <event2/bufferevent.h>
@@ -7,11 +7,13 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/time/time.h"
 #include "config/proxy_options.h"
 #include "k8s/header_map.h"
 #include "proxy/libevent_handles.h"
+#include "proxy/upstream_tls.h"
 
 namespace aaproxy {
 
@@ -35,7 +37,9 @@ class UpstreamConnection {
 
   // Bytes from the backend, and bytes queued for it (flush() sends them).
   evbuffer* input() const { return bufferevent_get_input(bev_.get()); }
-  evbuffer* output() const { return bufferevent_get_output(bev_.get()); }
+  evbuffer* output() const {
+    return ssl_ != nullptr ? tls_output_.get() : bufferevent_get_output(bev_.get());
+  }
   // Whether to read from the backend; the user turns it off while the client is not keeping
   // up. Reading also pauses by itself while input() holds kBufferHighWatermark bytes.
   void setReading(bool on);
@@ -44,6 +48,9 @@ class UpstreamConnection {
   // writability event only for the rest. libevent's socket bufferevents otherwise always wait a
   // loop turn (and two epoll_ctl calls) before writing.
   void flush();
+  // Connected, and for TLS the handshake done. A TLS 1.3 backend that refuses our client
+  // certificate does so after our side of the handshake is over: its alert, arriving before
+  // anything else, turns this back to false (a failed connect, not a failed exchange).
   bool connected() const { return connected_; }
   // True when this connection served an earlier exchange (it may have gone stale).
   bool reused() const { return reused_; }
@@ -51,29 +58,59 @@ class UpstreamConnection {
  private:
   friend class UpstreamPool;
   static void onReadable(evutil_socket_t fd, short, void* self);
+  static void onTlsReadable(bufferevent*, void* self);
   static void onInputChanged(evbuffer*, const evbuffer_cb_info*, void* self);
   static void onWrite(bufferevent*, void* self);
   static void onEvent(bufferevent*, short what, void* self);
+  static void onTlsWritable(evutil_socket_t, short, void* self);
+  // From the loop, while the user reads: a close reported (after what came before it, as a
+  // plain socket's EOF), or bytes OpenSSL holds decrypted handed over.
+  static void onTlsDeferred(evutil_socket_t, short, void* self);
+  void onTlsConnected();
+  // EOF or an error on a TLS connection (`errors`: OpenSSL's for it); a handshake failure is
+  // reported at once, a later close once the user has taken what came before it.
+  void onTlsClosed(short what, int socket_error, std::vector<unsigned long> errors);
+  // SSL_write from tls_output_, as far as the socket takes it; tls_write_event_ does the rest.
+  // The bufferevent never writes after the handshake: its writes would call the user back from
+  // inside its own evbuffer_add().
+  void writeTls();
+  // Moves what OpenSSL holds decrypted into input(); true if it moved any.
+  bool pullPendingTls();
   void updateReadEvent();
   // EOF or a read/connect error: the user hears of it, an idle connection leaves the pool.
   // The connection may be gone when this returns.
   void reportClosed(const std::string& error);
 
   class UpstreamPool* pool_ = nullptr;
-  // Connects and writes; reads go through read_event_ instead (see onReadable).
+  // Plain: connects and writes, reads go through read_event_ instead (see onReadable).
+  // TLS (ssl_ set): an OpenSSL bufferevent that also reads, through its own read path.
   BufferEventPtr bev_;
-  EventPtr read_event_;  // created once connected; freed before bev_ closes the socket
+  SSL* ssl_ = nullptr;   // owned by bev_; null for plain connections
+  EventPtr read_event_;  // plain: created once connected; freed before bev_ closes the socket
   bool read_wanted_ = true;
   bool read_armed_ = false;
   Handler* handler_ = nullptr;  // null while idle in the pool
   bool connected_ = false;
   bool reused_ = false;
+  // TLS only.
+  EvBufferPtr tls_output_;    // output(): what the user queued, sent by writeTls()
+  EventPtr tls_write_event_;  // writability after a partial write; freed before bev_ closes
+  // libevent reports a close from inside its read pass, possibly before the bytes that pass
+  // read are committed to input(): the report waits for the loop (onTlsDeferred).
+  EventPtr tls_deferred_;
+  bool peer_closed_ = false;
+  bool close_reported_ = false;
+  bool received_data_ = false;
+  std::string close_error_;
   std::list<std::unique_ptr<UpstreamConnection>>::iterator idle_position_;
 };
 
 class UpstreamPool {
  public:
-  UpstreamPool(event_base* base, const UpstreamAddress& address, absl::Duration connect_timeout,
+  // `tls` is the context built from `address` (UpstreamTlsContext::create) when it is https://,
+  // else null; one context is shared by the pools of every worker.
+  UpstreamPool(event_base* base, const UpstreamAddress& address,
+               std::shared_ptr<const UpstreamTlsContext> tls, absl::Duration connect_timeout,
                size_t max_idle);
   ~UpstreamPool();
 
@@ -92,6 +129,8 @@ class UpstreamPool {
 
   event_base* base_;
   UpstreamAddress address_;
+  std::shared_ptr<const UpstreamTlsContext> tls_;
+  UpstreamTlsSessions tls_sessions_;  // outlives every connection's SSL (see ~Worker)
   absl::Duration connect_timeout_;
   size_t max_idle_;
   std::list<std::unique_ptr<UpstreamConnection>> idle_;

@@ -27,8 +27,10 @@ std::string addressToString(const sockaddr* addr) {
 
 Worker::Worker(int index, const SharedProxyState& shared)
     : index_(index), shared_(shared) {
-  for (const UpstreamAddress& upstream : shared.options().upstreams) {
-    pools_.push_back(std::make_unique<UpstreamPool>(loop_.base(), upstream,
+  const std::vector<UpstreamAddress>& upstreams = shared.options().upstreams;
+  for (size_t i = 0; i < upstreams.size(); ++i) {
+    pools_.push_back(std::make_unique<UpstreamPool>(loop_.base(), upstreams[i],
+                                                    shared.upstreamTls(i),
                                                     shared.options().upstream_connect_timeout, 128));
   }
   reap_event_.reset(event_new(loop_.base(), -1, 0, &Worker::onReap, this));

@@ -20,14 +20,22 @@ namespace aaproxy {
 
 class ClientConnection;
 
-// State every worker shares; immutable except the TLS context, which is swapped whole.
+// State every worker shares; immutable except the serving TLS context, which is swapped whole.
 class SharedProxyState {
  public:
+  // `upstream_tls[i]`: built from options.upstreams[i] when it is https://, else null.
   SharedProxyState(ProxyOptions options, std::shared_ptr<const ServerTlsContext> tls,
-                   std::unique_ptr<RequestAdmission> admission)
-      : options_(std::move(options)), tls_(std::move(tls)), admission_(std::move(admission)) {}
+                   std::unique_ptr<RequestAdmission> admission,
+                   std::vector<std::shared_ptr<const UpstreamTlsContext>> upstream_tls)
+      : options_(std::move(options)),
+        tls_(std::move(tls)),
+        admission_(std::move(admission)),
+        upstream_tls_(std::move(upstream_tls)) {}
 
   const ProxyOptions& options() const { return options_; }
+  const std::shared_ptr<const UpstreamTlsContext>& upstreamTls(size_t index) const {
+    return upstream_tls_[index];
+  }
   RequestAdmission& admission() const { return *admission_; }
   HealthState& health() const { return health_; }
 
@@ -45,6 +53,7 @@ class SharedProxyState {
   mutable absl::Mutex mutex_;
   std::shared_ptr<const ServerTlsContext> tls_ ABSL_GUARDED_BY(mutex_);
   std::unique_ptr<RequestAdmission> admission_;
+  const std::vector<std::shared_ptr<const UpstreamTlsContext>> upstream_tls_;
   mutable HealthState health_;
 };
 
