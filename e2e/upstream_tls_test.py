@@ -5,12 +5,13 @@ authenticated) -> TlsBackend, a small Python HTTPS server started as a real proc
 with --tls-backend), whose certificates the test makes. Contract under test:
   - requests (GET, POST with a body, large bodies both ways) reach the backend over TLS with the
     X-Remote-* identity headers, and keep-alive requests share one pooled backend connection;
-  - the backend's certificate is verified: an unknown CA or a name it does not hold answers 503
-    with the Status body of an unreachable backend, the message in Go's words
-    (`backend unavailable: tls: failed to verify certificate: x509: ...`), and the proxy keeps
-    serving: the next request after the backend is fixed succeeds;
+  - the backend's certificate is verified: an unknown CA or a name it does not hold answers 502
+    (a bad gateway, as kube-rbac-proxy's Go ReverseProxy) with a Status body, the message in
+    Go's words (`backend TLS handshake failed: tls: failed to verify certificate: x509: ...`),
+    and the proxy keeps serving: the next request after the backend is fixed succeeds; a
+    backend that cannot be reached at all stays the 503 `backend unavailable: ...`;
   - --upstream-client-cert-file/--upstream-client-key-file: the certificate a backend requires
-    is presented (the backend sees its CN); without it the backend's refusal is the same 503;
+    is presented (the backend sees its CN); without it the backend's refusal is the same 502;
   - TLS session resumption: new backend connections resume the pool's last session;
   - start-up errors name the flag (exit 2).
 TlsUpstreamTest runs against a TLS 1.3 backend, Tls12UpstreamTest against one capped at
@@ -349,9 +350,14 @@ class TlsUpstreamTest(harness.E2ETestCase):
         return float(match.group(1)) if match else 0.0
 
     def assert_unavailable(self, message: str) -> None:
+        """503 for a backend that cannot be reached; 502 for one whose TLS handshake fails."""
         result = self.get("/apis/anything")
-        self.assertEqual((result.status, result.body), (503, unavailable(message)),
-                         result.stderr)
+        if message.startswith(("tls: ", "remote error: tls: ")):
+            expected = (502, status_json(502, "InternalError",
+                                         "backend TLS handshake failed: " + message))
+        else:
+            expected = (503, unavailable(message))
+        self.assertEqual((result.status, result.body), expected, result.stderr)
         self.assertEqual(result.header("Content-Type"), "application/json")
         self.assertTrue(self.proxy.alive())
 
@@ -434,7 +440,7 @@ class TlsUpstreamTest(harness.E2ETestCase):
 
     # --- verification failures ------------------------------------------------------------
 
-    def test_unknown_ca_is_503_and_the_proxy_keeps_serving(self):
+    def test_unknown_ca_is_502_and_the_proxy_keeps_serving(self):
         backend = self.start_tls_backend(self.untrusted_cert)
         self.start_proxy(backend.upstream)
         for _ in range(2):
@@ -452,7 +458,7 @@ class TlsUpstreamTest(harness.E2ETestCase):
         self.assert_unavailable(
             "tls: failed to verify certificate: x509: certificate signed by unknown authority")
 
-    def test_wrong_name_is_503_and_the_proxy_keeps_serving(self):
+    def test_wrong_name_is_502_and_the_proxy_keeps_serving(self):
         backend = self.start_tls_backend()
         self.start_proxy(backend.upstream, ["--upstream-server-name", "backend.example"])
         self.assert_unavailable("tls: failed to verify certificate: x509: certificate is valid "
@@ -480,7 +486,31 @@ class TlsUpstreamTest(harness.E2ETestCase):
             self.assertEqual(self.account(result)["client_cn"], "aa-proxy")
         self.assertEqual(backend.stats()["handshake_errors"], [])
 
-    def test_missing_client_certificate_is_503(self):
+    def test_routes_with_their_own_https_backends(self):
+        """A route table (docs/routes.md) with per-route upstreamTLS: one backend that wants
+        our client certificate, one whose CA the route does not trust (502, the other route
+        unaffected)."""
+        wants_cert = self.start_tls_backend(client_ca=self.upstream_client_ca.cert)
+        untrusted = self.start_tls_backend(self.untrusted_cert)
+        config = self.tmp / "routes.yaml"
+        config.write_text(
+            "routes:\n"
+            f"- path: /a\n  upstream: {wants_cert.upstream}\n"
+            f"  upstreamTLS: {{caFile: {self.upstream_ca.cert}, "
+            f"clientCertFile: {self.proxy_client.cert}, clientKeyFile: {self.proxy_client.key}}}\n"
+            f"- path: /b\n  upstream: {untrusted.upstream}\n"
+            f"  upstreamTLS: {{caFile: {self.upstream_ca.cert}}}\n")
+        self.start_proxy(wants_cert.upstream, ["--config", str(config)], ca=False)
+        self.assertEqual(self.account(self.get("/a/x"))["client_cn"], "aa-proxy")
+        result = self.get("/b/x")
+        self.assertEqual(result.status, 502, result.text)
+        self.assertEqual(result.body, status_json(
+            502, "InternalError", "backend TLS handshake failed: tls: failed to verify "
+            "certificate: x509: certificate signed by unknown authority"))
+        self.assertEqual(self.account(self.get("/a/y"))["client_cn"], "aa-proxy")
+        self.assertEqual(untrusted.stats()["requests"], 0)
+
+    def test_missing_client_certificate_is_502(self):
         backend = self.start_tls_backend(client_ca=self.upstream_client_ca.cert)
         self.start_proxy(backend.upstream)
         for _ in range(5):  # the refusal races our request in TLS 1.3: the same answer each time

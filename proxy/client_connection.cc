@@ -16,6 +16,7 @@
 #include "absl/strings/str_format.h"
 #include "authn/identity_headers.h"
 #include "proxy/forwarded_identity.h"
+#include "proxy/upstream_tls.h"
 #include "common/logging.h"
 #include "k8s/status.h"
 #include "proxy/access_log.h"
@@ -606,12 +607,15 @@ void ClientConnection::onUpstreamClosed(const std::string& error) {
     return;
   }
   std::string reason = error.empty() ? "connection closed before a response" : error;
-  AA_LOG(E) << "backend " << worker_.options().upstream.display << " unavailable for "
+  AA_LOG(E) << "backend " << worker_.options().upstreams[upstream_index_].display << " unavailable for "
             << head_.method << " " << head_.target << ": " << reason;
   (never_connected ? ProxyMetrics::get().upstream_connect_errors
                    : ProxyMetrics::get().upstream_response_errors)
       .inc();
-  if (never_connected) {
+  if (never_connected && isUpstreamTlsHandshakeError(reason)) {
+    respondWithStatus(502, "InternalError",
+                      absl::StrCat("backend TLS handshake failed: ", reason));
+  } else if (never_connected) {
     if (worker_.health().backendReachable()) {
       worker_.health().setBackendReachable(false);
     }

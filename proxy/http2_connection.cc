@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "authn/identity_headers.h"
 #include "proxy/forwarded_identity.h"
+#include "proxy/upstream_tls.h"
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "k8s/status.h"
@@ -405,12 +406,16 @@ class Http2Connection::Stream : public UpstreamConnection::Handler {
       return;
     }
     std::string reason = error.empty() ? "connection closed before a response" : error;
-    AA_LOG(E) << "backend " << conn_.worker_.options().upstream.display << " unavailable for "
+    AA_LOG(E) << "backend " << conn_.worker_.options().upstreams[upstream_index_].display
+              << " unavailable for "
               << head_.method << " " << head_.target << ": " << reason;
     (never_connected ? ProxyMetrics::get().upstream_connect_errors
                      : ProxyMetrics::get().upstream_response_errors)
         .inc();
-    if (never_connected) {
+    if (never_connected && isUpstreamTlsHandshakeError(reason)) {
+      respondWithStatus(502, "InternalError",
+                        absl::StrCat("backend TLS handshake failed: ", reason));
+    } else if (never_connected) {
       conn_.worker_.health().setBackendReachable(false);
       respondWithStatus(503, "ServiceUnavailable", absl::StrCat("backend unavailable: ", reason));
     } else {

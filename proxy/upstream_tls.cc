@@ -365,4 +365,8 @@ UpstreamTlsError UpstreamTlsContext::describeError(SSL* ssl,
   return out;
 }
 
+bool isUpstreamTlsHandshakeError(std::string_view error) {
+  return error.starts_with("tls: ") || error.starts_with("remote error: tls: ");
+}
+
 }  // namespace aaproxy

@@ -2,6 +2,8 @@
 // UpstreamAddress, shared by every worker's pool) and what its failures mean in Go's words.
 #pragma once
 
+#include <string_view>
+
 #include <openssl/ssl.h>
 
 #include <memory>
@@ -61,5 +63,12 @@ class UpstreamTlsContext {
   std::string server_name_;
   bool server_name_is_ip_ = false;
 };
+
+// Whether a backend connection error is a failed TLS handshake (a certificate that does not
+// verify, a refused client certificate, a backend that does not speak TLS): the error texts
+// UpstreamTlsContext gives, which start with "tls: " or "remote error: tls: ". Such a request is
+// answered 502 (a bad gateway, as Go's ReverseProxy in kube-rbac-proxy), not the 503 of a
+// backend that cannot be reached, and does not count against the backend's readiness.
+bool isUpstreamTlsHandshakeError(std::string_view error);
 
 }  // namespace aaproxy
