@@ -249,10 +249,17 @@ void buildDownstreamResponse(const ResponseHead& upstream, const RequestHead& re
       announces_trailers = announces_trailers || equalsIgnoreCase(h.name, "Trailer");
       continue;
     }
-    if (rechunk && equalsIgnoreCase(h.name, "Content-Length")) {
-      continue;
+    if ((rechunk || result.framing == BodyFraming::kContentLength) &&
+        equalsIgnoreCase(h.name, "Content-Length")) {
+      continue;  // re-chunked, or written below from the parsed length
     }
     appendHeader(out, h.name, h.value);
+  }
+  if (result.framing == BodyFraming::kContentLength) {
+    // The length the body is framed by, whatever the backend's lines: a "Connection:
+    // content-length" would otherwise drop it while the body is still copied by length, leaving
+    // the client unable to tell where the response ends.
+    absl::StrAppend(&out, "Content-Length: ", *upstream.content_length, "\r\n");
   }
   if (switching) {
     out += "Connection: Upgrade\r\n";

@@ -187,6 +187,19 @@ TEST(DownstreamResponse, ContentLengthPassesThrough) {
             "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 12\r\n\r\n");
 }
 
+// A backend naming Content-Length in Connection must not leave a length-framed body without
+// its length (the client would read the body into the next response).
+TEST(DownstreamResponse, ContentLengthNamedByConnectionStillFramesTheBody) {
+  ResponseHead up = response(200);
+  up.headers.add("Content-Length", "5");
+  up.headers.add("Connection", "content-length");
+  up.content_length = 5;
+  DownstreamResponse out = buildDownstreamResponse(up, get("/"), true, true);
+  EXPECT_EQ(out.framing, BodyFraming::kContentLength);
+  EXPECT_EQ(out.head,
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 5\r\n\r\n");
+}
+
 TEST(DownstreamResponse, CloseDelimitedBecomesChunkedForHttp11) {
   DownstreamResponse out = buildDownstreamResponse(response(200), get("/"), true, true);
   EXPECT_EQ(out.framing, BodyFraming::kChunked);
