@@ -31,14 +31,14 @@
 #include "authz/go_text.h"
 #include "fuzz/fuzz_check.h"
 #include "fuzz/fuzz_input.h"
+#include "proxy/http2_session.h"
 #include "proxy/http_message.h"
 
 namespace aaproxy::fuzz {
 namespace {
 
 // ProxyOptions' defaults and Http2Connection's constants.
-constexpr uint32_t kMaxStreams = 250;         // kDefaultMaxStreams (--http2-max-streams... = 0)
-constexpr int32_t kStreamWindow = 256 << 10;  // Http2Connection::kStreamWindow
+constexpr uint32_t kMaxStreams = kHttp2DefaultMaxStreams;  // --http2-max-streams... = 0
 constexpr size_t kMaxHeaderBytes = 1 << 20;   // --max-header-bytes
 constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -174,34 +174,11 @@ void checkUpstreamRequest(const RequestHead& head) {
 class Session {
  public:
   explicit Session(bool goaway_after_first) : goaway_after_first_(goaway_after_first) {
-    nghttp2_session_callbacks* callbacks = nullptr;
-    nghttp2_session_callbacks_new(&callbacks);
-    nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, &onBeginHeaders);
-    nghttp2_session_callbacks_set_on_header_callback(callbacks, &onHeader);
-    nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, &onFrameReceived);
-    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, &onDataChunk);
-    nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, &onStreamClosed);
-    nghttp2_option* option = nullptr;
-    nghttp2_option_new(&option);
-    nghttp2_option_set_no_auto_window_update(option, 1);
-    int rv = nghttp2_session_server_new2(&session_, callbacks, this, option);
-    nghttp2_option_del(option);
-    nghttp2_session_callbacks_del(callbacks);
-    FUZZ_CHECK(rv == 0, nghttp2_strerror(rv));
-    const nghttp2_settings_entry settings[] = {
-        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, kMaxStreams},
-        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, static_cast<uint32_t>(kStreamWindow)},
-        {NGHTTP2_SETTINGS_MAX_FRAME_SIZE, static_cast<uint32_t>(kStreamWindow)},
-        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, static_cast<uint32_t>(kMaxHeaderBytes)},
-    };
-    rv = nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings,
-                                 sizeof(settings) / sizeof(settings[0]));
-    FUZZ_CHECK(rv == 0, nghttp2_strerror(rv));
-    int64_t window = static_cast<int64_t>(kStreamWindow) * kMaxStreams;
-    rv = nghttp2_session_set_local_window_size(
-        session_, NGHTTP2_FLAG_NONE, 0,
-        static_cast<int32_t>(std::min<int64_t>(window, (1u << 31) - 1)));
-    FUZZ_CHECK(rv == 0, nghttp2_strerror(rv));
+    absl::StatusOr<nghttp2_session*> session = newHttp2ServerSession(
+        {&onBeginHeaders, &onHeader, &onFrameReceived, &onDataChunk, &onStreamClosed}, this,
+        kMaxStreams, kMaxHeaderBytes);
+    FUZZ_CHECK(session.ok(), std::string(session.status().message()));
+    session_ = *session;
     sendPending();
   }
 

@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "authn/identity_headers.h"
 #include "proxy/forwarded_identity.h"
+#include "proxy/http2_session.h"
 #include "proxy/upstream_tls.h"
 #include "common/logging.h"
 #include "common/metrics.h"
@@ -817,45 +818,17 @@ Http2Connection::~Http2Connection() {
 }
 
 absl::Status Http2Connection::start() {
-  nghttp2_session_callbacks* callbacks = nullptr;
-  nghttp2_session_callbacks_new(&callbacks);
-  nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, &onBeginHeaders);
-  nghttp2_session_callbacks_set_on_header_callback(callbacks, &onHeader);
-  nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, &onFrameReceived);
-  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, &onDataChunk);
-  nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, &onStreamClosed);
-  nghttp2_option* option = nullptr;
-  nghttp2_option_new(&option);
-  // Request DATA is acknowledged when it reached the backend, not when it arrived.
-  nghttp2_option_set_no_auto_window_update(option, 1);
-  int rv = nghttp2_session_server_new2(&session_, callbacks, this, option);
-  nghttp2_option_del(option);
-  nghttp2_session_callbacks_del(callbacks);
-  if (rv != 0) {
-    return absl::InternalError(absl::StrCat("nghttp2: ", nghttp2_strerror(rv)));
-  }
   const ProxyOptions& options = worker_.options();
   uint32_t max_streams = options.http2_max_streams_per_connection > 0
                              ? static_cast<uint32_t>(options.http2_max_streams_per_connection)
                              : kDefaultMaxStreams;
-  const nghttp2_settings_entry settings[] = {
-      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, max_streams},
-      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, static_cast<uint32_t>(kStreamWindow)},
-      {NGHTTP2_SETTINGS_MAX_FRAME_SIZE, static_cast<uint32_t>(kStreamWindow)},
-      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, static_cast<uint32_t>(options.max_header_bytes)},
-  };
-  rv = nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings,
-                               sizeof(settings) / sizeof(settings[0]));
-  if (rv == 0) {
-    // The connection window: every stream's worth, as Go's MaxUploadBufferPerConnection.
-    int64_t window = static_cast<int64_t>(kStreamWindow) * max_streams;
-    rv = nghttp2_session_set_local_window_size(
-        session_, NGHTTP2_FLAG_NONE, 0,
-        static_cast<int32_t>(std::min<int64_t>(window, (1u << 31) - 1)));
+  absl::StatusOr<nghttp2_session*> session = newHttp2ServerSession(
+      {&onBeginHeaders, &onHeader, &onFrameReceived, &onDataChunk, &onStreamClosed}, this,
+      max_streams, options.max_header_bytes);
+  if (!session.ok()) {
+    return session.status();
   }
-  if (rv != 0) {
-    return absl::InternalError(absl::StrCat("nghttp2 settings: ", nghttp2_strerror(rv)));
-  }
+  session_ = *session;
   updateIdleTimer();
   sendPending();
   return absl::OkStatus();

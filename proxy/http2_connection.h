@@ -3,6 +3,8 @@
 // is forwarded over its own pooled HTTP/1.1 backend connection, with flow control both ways.
 #pragma once
 
+#include "proxy/http2_session.h"
+
 #include <event2/buffer.h>
 #include <nghttp2/nghttp2.h>
 
@@ -40,11 +42,11 @@ class Http2Connection {
 
   // Per-stream request body the client may send ahead of the backend (the stream window), as
   // k8s.io/apiserver's MaxUploadBufferPerStream.
-  static constexpr int32_t kStreamWindow = 256 << 10;
+  static constexpr int32_t kStreamWindow = kHttp2StreamWindow;
   // Response bytes buffered per stream before the backend is no longer read.
   static constexpr size_t kStreamBufferHigh = 256 << 10;
   // Go's http2.Server default for SETTINGS_MAX_CONCURRENT_STREAMS, used when the flag is 0.
-  static constexpr int kDefaultMaxStreams = 250;
+  static constexpr uint32_t kDefaultMaxStreams = kHttp2DefaultMaxStreams;
 
   // `info` (the TLS peer) must outlive this object.
   Http2Connection(Worker& worker, Transport& transport, const ConnectionInfo& info);
