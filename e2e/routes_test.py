@@ -307,6 +307,32 @@ routes:
             resource="samples")])
 
 
+class StaticAuthorizerTest(RoutesTestCase):
+    """kube-rbac-proxy's static authorizer: a static policy in front of the webhook
+    (--authorization-mode static,webhook) answers the attributes of a resourceAttributes route
+    without a SubjectAccessReview; what it does not allow goes to kube-apiserver."""
+
+    policy = {"sar": [{"user": "alice", "namespace": "ns2", "allowed": True}]}
+
+    def test_static_rules_first_then_reviews(self):
+        static = self.tmp / "static.yaml"
+        static.write_text("rules:\n- users: [alice]\n  verbs: [get]\n  apiGroups: ['']\n"
+                          "  resources: [services/metrics]\n  namespaces: [ns1]\n")
+        self.start_with_routes(f"""
+routes:
+- path: /metrics
+  upstream: {self.upstream_a}
+  resourceAttributes: {{namespace: "{{{{ .Value }}}}", apiVersion: v1, resource: services,
+                       subresource: metrics}}
+  rewrites: {{byQueryParameter: {{name: namespace}}}}
+""", ["--authorization-mode", "static,webhook", "--authorization-policy-file", str(static)])
+        self.assertEqual(self.answered_by(self.as_alice("/metrics?namespace=ns1"))["backend"], "a")
+        self.assertEqual(self.sar_specs(), [])  # the static policy allowed it
+        self.assertEqual(self.answered_by(self.as_alice("/metrics?namespace=ns2"))["backend"], "a")
+        self.assertEqual([s["resourceAttributes"]["namespace"] for s in self.sar_specs()], ["ns2"])
+        self.assertEqual(self.as_alice("/metrics?namespace=ns3").status, 403)
+
+
 class AuthHeaderFieldsTest(RoutesTestCase):
     policy = {"sar": [{"user": "alice", "allowed": True}]}
     extra_flags = ("--auth-header-fields-enabled", "--auth-header-user-field-name", "X-Forwarded-User",
