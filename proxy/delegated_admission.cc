@@ -804,21 +804,21 @@ std::optional<AdmissionVerdict> DelegatedAdmission::Impl::route(const LoopState&
   const RouteConfig* route = table != nullptr ? table->match(path) : nullptr;
   // A route other than "/", or a path named by --allow-paths / --ignore-paths, takes the path
   // from aa-proxy's own endpoints (kube-rbac-proxy users expect the backend's /metrics).
-  const bool claimed = route != nullptr &&
-                       (route->path != "/" || matchesAnyPattern(options_.allow_paths, path) ||
-                        matchesAnyPattern(options_.ignore_paths, path));
+  // Each pattern list is matched once per request.
+  const bool allow_listed = matchesAnyPattern(options_.allow_paths, path);
+  const bool ignored = matchesAnyPattern(options_.ignore_paths, path);
+  const bool claimed = route != nullptr && (route->path != "/" || allow_listed || ignored);
   if (!claimed && isLocalEndpointPath(path)) {
     return std::nullopt;  // aa-proxy's own endpoints, authorized as always
   }
   if (route == nullptr ||
-      (!options_.allow_paths.empty() && !matchesAnyPattern(options_.allow_paths, path))) {
+      (!options_.allow_paths.empty() && !allow_listed)) {
     return status(404, "NotFound", "the server could not find the requested resource");
   }
   request.routed = true;
   request.route_authorization = route->authorization;
   request.upstream = route->upstream_index;
-  if (route->authorization == RouteAuthorization::kPublic ||
-      matchesAnyPattern(options_.ignore_paths, path)) {
+  if (route->authorization == RouteAuthorization::kPublic || ignored) {
     stripCredentials(head.headers, snap);
     AdmissionVerdict v = AdmissionVerdict::forward(UserInfo{});
     v.send_identity = false;
