@@ -211,15 +211,9 @@ measure aa-proxy "https://127.0.0.1:$AA_PROXY_PORT" "$!"
 NAMES=(aa-proxy)
 if [[ ${BENCH_ROUTES:-1} == 1 ]]; then
   # run.sh's aa-proxy-routes20: every request is checked against 19 longer decoy prefixes first.
-  {
-    echo "routes:"
-    for i in $(seq 1 19); do
-      printf -- '- path: /apis/decoy-%02d.sample-api-server.example.com/v1alpha1\n' "$i"
-      printf -- '  upstream: %s\n' "$BACKEND_URL"
-    done
-    echo "- path: /apis/sample-api-server/"
-    printf -- '  upstream: %s\n' "$BACKEND_URL"
-  } >"$TMP/routes20.yaml"
+  # shellcheck source=bench/routes20.sh
+  source "$REPO/bench/routes20.sh"
+  write_routes20_config "$TMP/routes20.yaml" "$BACKEND_URL"
   free_port AA_PROXY_ROUTES_PORT
   log "aa-proxy-routes20 under callgrind (as aa-proxy, plus 20 routes in --config)"
   "${VALGRIND[@]}" "$BIN/proxy/aa-proxy" --secure-port "$AA_PROXY_ROUTES_PORT" --bind-address 127.0.0.1 \

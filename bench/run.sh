@@ -394,15 +394,9 @@ AA_PROXY_ROUTES_URL=""
 if [[ -n $AA_PROXY ]] && target_wanted aa-proxy-routes20; then
   free_port AA_PROXY_ROUTES_PORT
   AA_PROXY_ROUTES_URL=https://127.0.0.1:$AA_PROXY_ROUTES_PORT
-  {
-    echo "routes:"
-    for i in $(seq 1 19); do
-      printf -- '- path: /apis/decoy-%02d.sample-api-server.example.com/v1alpha1\n' "$i"
-      printf -- '  upstream: %s\n' "$BACKEND_URL"
-    done
-    echo "- path: /apis/sample-api-server/"
-    printf -- '  upstream: %s\n' "$BACKEND_URL"
-  } >"$TMP/routes20.yaml"
+  # shellcheck source=bench/routes20.sh
+  source "$REPO/bench/routes20.sh"
+  write_routes20_config "$TMP/routes20.yaml" "$BACKEND_URL"
   if [[ -z ${AA_PROXY_FLAGS:-} ]]; then
     AA_PROXY_FLAGS=${BENCH_AA_PROXY_FLAGS:---anonymous-auth=false}
   fi
