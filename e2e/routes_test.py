@@ -111,7 +111,7 @@ class RoutesTestCase(ClusterTestCase):
     def setUp(self):
         super().setUp()
         self.echo_a = start_echo("a")
-        self.unix_path = self.tmp / "b.sock"
+        self.unix_path = self.sock_dir / "b.sock"
         self.echo_b = start_echo("b", self.unix_path)
         for server in (self.echo_a, self.echo_b):
             self.addCleanup(server.server_close)

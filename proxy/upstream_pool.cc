@@ -316,6 +316,14 @@ void UpstreamConnection::onTlsConnected() {
   if (handler_ != nullptr) {
     handler_->onUpstreamConnected();
   }
+  // As a socket bufferevent's write callback after its connect: a writer that stopped at the
+  // high watermark while the handshake ran (an HTTP/2 stream holding back WINDOW_UPDATEs, a
+  // client connection that stopped reading) goes on. Otherwise only onTlsWritable would tell
+  // it, and that runs only when a write could not complete at once.
+  if (handler_ != nullptr && !peer_closed_ &&
+      evbuffer_get_length(tls_output_.get()) <= kBufferLowWatermark) {
+    handler_->onUpstreamDrained();
+  }
 }
 
 void UpstreamConnection::onTlsClosed(short what, int socket_error,
