@@ -760,7 +760,12 @@ absl::StatusOr<CommandLine> parseCommandLine(const std::vector<std::string>& arg
   if (absl::Status s = resolveRoutes(routes, upstream_set ? std::optional(o.upstream) : std::nullopt,
                                      o.upstreams);
       !s.ok()) {
-    return s;
+    if (o.config_file.empty() || absl::StartsWith(s.message(), "--")) {
+      return s;
+    }
+    // A route of the file lacks its backend: the file is named, as for its other errors.
+    return absl::InvalidArgumentError(
+        absl::StrCat("--config: \"", o.config_file, "\": ", s.message()));
   }
   o.routes = std::make_shared<const RouteTable>(std::move(routes));
   if (!o.allow_paths.empty() && !o.ignore_paths.empty()) {

@@ -374,7 +374,9 @@ TEST(Flags, RouteErrorsNameTheFileAndField) {
   cl = parseCommandLine({"--config", path});
   ASSERT_FALSE(cl.ok());
   EXPECT_EQ(cl.status().message(),
-            "routes[0].upstream: required when --upstream is not set (path \"/a\")");
+            absl::StrCat("--config: \"", path,
+                         "\": routes[0].upstream: required when --upstream is not set (path "
+                         "\"/a\")"));
   cl = parseCommandLine({});
   ASSERT_FALSE(cl.ok());
   EXPECT_EQ(cl.status().message(), "--upstream: required (http://host:port, https://host:port or unix:///path.sock)");

@@ -593,7 +593,7 @@ class RouteConfigErrorsTest(RoutesTestCase):
                 proc = run_proxy([str(PROXY), "--config", str(config),
                                                "--secure-port", str(harness.free_port())])
                 self.assertNotEqual(proc.returncode, 0)
-                self.assertIn(message, proc.stderr)
+                self.assertIn(f'--config: "{config}": {message}', proc.stderr)
 
 
 if __name__ == "__main__":
