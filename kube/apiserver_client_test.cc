@@ -50,7 +50,9 @@ class ApiServerClientTest : public ::testing::Test {
   void TearDown() override {
     clients_.clear();
     transports_.clear();
-    if (base_ != nullptr) event_base_free(base_);
+    if (base_ != nullptr) {
+      event_base_free(base_);
+    }
   }
 
   ApiServerClient& makeClient(std::shared_ptr<KubeClientConfig> config,
@@ -433,7 +435,9 @@ TEST_F(ApiServerClientTest, UnauthorizedDropsTheCachedTokenAsClientGoDoes) {
   // request that first read it does not count; the next 401 does.
   std::vector<int> statuses;
   for (int i = 0; i < 3; ++i) {
-    if (i == 1) testing::writeFileAtomically(token_file, "token-2");
+    if (i == 1) {
+      testing::writeFileAtomically(token_file, "token-2");
+    }
     absl::StatusOr<ApiResponse> r = send(client, "GET", kConfigMapPath);
     ASSERT_TRUE(r.ok()) << r.status();
     statuses.push_back(r->status);

@@ -82,7 +82,9 @@ class ConfigMapSourceTest : public ::testing::Test {
         base_, -1, EV_PERSIST, [](evutil_socket_t, short, void*) {}, nullptr);
     timeval tv{0, 10000};
     event_add(tick, &tv);
-    while (!done() && absl::Now() < deadline) event_base_loop(base_, EVLOOP_ONCE);
+    while (!done() && absl::Now() < deadline) {
+      event_base_loop(base_, EVLOOP_ONCE);
+    }
     event_free(tick);
     return done();
   }
