@@ -252,7 +252,7 @@ std::string timeQuote(std::string_view s) {
 }  // namespace
 
 std::string goParseDurationError(std::string_view orig) {
-  const std::string invalid = "time: invalid duration " + timeQuote(orig);
+  std::string invalid = "time: invalid duration " + timeQuote(orig);
   std::string_view s = orig;
   if (!s.empty() && (s[0] == '-' || s[0] == '+')) {
     s.remove_prefix(1);

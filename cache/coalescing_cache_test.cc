@@ -116,6 +116,7 @@ TEST_F(CoalescingCacheTest, ConcurrentLookupsElectOneLeaderPerKey) {
   constexpr int kKeys = 2000;
   std::atomic<int> leaders{0}, hits{0}, callbacks{0}, joined{0};
   std::vector<std::thread> threads;
+  threads.reserve(kThreads);
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < kKeys; ++i) {

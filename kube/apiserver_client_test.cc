@@ -39,7 +39,7 @@ class ApiServerClientTest : public ::testing::Test {
  protected:
   void SetUp() override { SetUpServer({}); }
 
-  void SetUpServer(FakeApiServerProcess::Options options) {
+  void SetUpServer(const FakeApiServerProcess::Options& options) {
     base_ = event_base_new();
     absl::StatusOr<std::unique_ptr<FakeApiServerProcess>> server =
         FakeApiServerProcess::start(options);
@@ -59,7 +59,7 @@ class ApiServerClientTest : public ::testing::Test {
                               ApiServerClientOptions options = fastOptions(),
                               KubeTransport::Options transport_options = {}) {
     absl::StatusOr<std::shared_ptr<KubeTransport>> transport =
-        KubeTransport::create(std::move(config), transport_options);
+        KubeTransport::create(std::move(config), std::move(transport_options));
     EXPECT_TRUE(transport.ok()) << transport.status();
     transports_.push_back(*transport);
     clients_.push_back(std::make_unique<ApiServerClient>(base_, *transport, options));
@@ -338,7 +338,7 @@ TEST_F(ApiServerClientTest, StreamDeliversWatchEventsUntilCancelled) {
            [&](std::string_view data) {
              lines.append(data, [&](std::string_view line) { events.emplace_back(line); });
            },
-       .on_end = [&](absl::Status) { ended = true; }});
+       .on_end = [&](const absl::Status&) { ended = true; }});
   ASSERT_TRUE(runUntil([&] { return events.size() >= 1; }));
   EXPECT_EQ(status, 200);
   EXPECT_TRUE(absl::StartsWith(events[0], R"({"type": "ADDED")")) << events[0];
@@ -361,7 +361,7 @@ TEST_F(ApiServerClientTest, StreamEndsWithOkWhenTheServerEndsIt) {
   ApiServerClient& client = makeClient(server_->clientConfig());
   std::optional<absl::Status> end;
   client.stream("GET", absl::StrCat(kWatchPath, "&timeoutSeconds=1"), {},
-                {.on_end = [&](absl::Status s) { end = s; }});
+                {.on_end = [&](const absl::Status& s) { end = s; }});
   ASSERT_TRUE(runUntil([&] { return end.has_value(); }));
   EXPECT_TRUE(end->ok()) << *end;
 }
@@ -512,7 +512,7 @@ TEST_F(ApiServerClientTest, DestroyingTheClientDropsPendingCallbacks) {
   ApiServerClient& client = makeClient(server_->clientConfig());
   bool called = false;
   client.request("GET", kConfigMapPath, "", {},
-                 [&](absl::StatusOr<ApiResponse>) { called = true; });
+                 [&](const absl::StatusOr<ApiResponse>&) { called = true; });
   runUntil([] { return false; }, absl::Milliseconds(50));
   clients_.clear();
   runUntil([] { return false; }, absl::Milliseconds(500));

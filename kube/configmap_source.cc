@@ -143,7 +143,7 @@ void ConfigMapSource::list(std::function<void(absl::Status)> done) {
 }
 
 void ConfigMapSource::start(std::function<void(absl::Status)> started) {
-  list([this, started = std::move(started)](absl::Status status) {
+  list([this, started = std::move(started)](const absl::Status& status) {
     if (!status.ok()) {
       if (!options_.tolerate_lookup_failure) {
         started(absl::Status(status.code(), absl::StrCat("unable to load configmap based "
@@ -226,7 +226,7 @@ void ConfigMapSource::onWatchLine(std::string_view line) {
   apply(*std::move(parsed), "watch");
 }
 
-void ConfigMapSource::onWatchEnd(absl::Status status) {
+void ConfigMapSource::onWatchEnd(const absl::Status& status) {
   watch_.reset();
   if (!status.ok()) {
     log(absl::StrCat("watch ended: ", status.message()));
@@ -241,7 +241,7 @@ void ConfigMapSource::scheduleRewatch() {
         [](evutil_socket_t, short, void* arg) {
           auto* self = static_cast<ConfigMapSource*>(arg);
           // Re-list first so that nothing missed while not watching is lost.
-          self->list([self](absl::Status status) {
+          self->list([self](const absl::Status& status) {
             if (!status.ok()) self->log(absl::StrCat("re-list failed: ", status.message()));
             if (!self->watch_) self->startWatch();
           });
@@ -261,7 +261,7 @@ void ConfigMapSource::scheduleResync() {
         client_.base(), -1, EV_PERSIST,
         [](evutil_socket_t, short, void* arg) {
           auto* self = static_cast<ConfigMapSource*>(arg);
-          self->list([self](absl::Status status) {
+          self->list([self](const absl::Status& status) {
             if (!status.ok()) {
               self->log(absl::StrCat("resync failed: ", status.message(),
                                      "; keeping the last good data"));

@@ -71,7 +71,7 @@ class ConfigMapSourceTest : public ::testing::Test {
     source_ = std::make_unique<ConfigMapSource>(
         *client_, options, [this](const ConfigMapData& d) { updates_.push_back(d); });
     std::optional<absl::Status> started;
-    source_->start([&](absl::Status s) { started = s; });
+    source_->start([&](const absl::Status& s) { started = s; });
     EXPECT_TRUE(runUntil([&] { return started.has_value(); }));
     return started.value_or(absl::DeadlineExceededError("test: not started"));
   }

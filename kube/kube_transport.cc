@@ -143,7 +143,7 @@ void BearerTokenSource::resetTokenOlderThan(absl::Time t) {
 }
 
 absl::StatusOr<std::shared_ptr<KubeTransport>> KubeTransport::create(
-    std::shared_ptr<const KubeClientConfig> config, Options options) {
+    std::shared_ptr<const KubeClientConfig> config, const Options& options) {
   SslCtxPtr ctx(SSL_CTX_new(TLS_client_method()));
   if (!ctx) {
     return absl::InternalError(absl::StrCat("SSL_CTX_new: ", opensslErrors()));

@@ -31,7 +31,8 @@ std::string RecordedRequest::header(std::string_view name) const {
   return "";
 }
 
-absl::StatusOr<std::unique_ptr<FakeApiServerProcess>> FakeApiServerProcess::start(Options options) {
+absl::StatusOr<std::unique_ptr<FakeApiServerProcess>> FakeApiServerProcess::start(
+    const Options& options) {
   std::unique_ptr<FakeApiServerProcess> server(new FakeApiServerProcess());
   const char* tmp = std::getenv("TEST_TMPDIR");
   std::string tmpl = absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/fakeapiXXXXXX");
@@ -68,6 +69,7 @@ absl::StatusOr<std::unique_ptr<FakeApiServerProcess>> FakeApiServerProcess::star
     args.push_back("--require-client-cert");
   }
   std::vector<char*> argv;
+  argv.reserve(args.size() + 1);
   for (std::string& a : args) {
     argv.push_back(a.data());
   }
