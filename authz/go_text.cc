@@ -142,7 +142,6 @@ bool shouldEscapePath(unsigned char c) {
   }
   switch (c) {
     case '-': case '_': case '.': case '~':
-      return false;
     case '$': case '&': case '+': case ',': case '/': case ':': case ';': case '=': case '@':
       return false;
     default:

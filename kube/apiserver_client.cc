@@ -294,7 +294,8 @@ class ApiServerClient::Connection {
       return;
     }
     received_bytes_ = true;
-    const char* data = reinterpret_cast<const char*>(evbuffer_pullup(in, len));
+    const char* data =
+        reinterpret_cast<const char*>(evbuffer_pullup(in, static_cast<ev_ssize_t>(len)));
     size_t parsed = http_parser_execute(&parser_, &settings(), data, len);
     if (closed_) {
       return;
@@ -390,6 +391,7 @@ class ApiServerClient::Connection {
       error = absl::UnavailableError(
           absl::StrCat(client_.server_label_,
                        ": dns: ", evutil_gai_strerror(bufferevent_socket_get_dns_error(bev_))));
+      // NOLINTNEXTLINE(bugprone-branch-clone): the ECONNRESET branch repeats it after !connected_.
     } else if ((what & BEV_EVENT_ERROR) && socket_error != 0) {
       error = absl::UnavailableError(
           absl::StrCat(client_.server_label_, ": ", evutil_socket_error_to_string(socket_error)));
