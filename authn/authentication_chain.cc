@@ -54,20 +54,21 @@ std::optional<std::string> decodeRawUrlBase64(std::string_view in) {
   size_t n = 0;
   for (char c : in) {
     int v;
-    if (c >= 'A' && c <= 'Z')
+    if (c >= 'A' && c <= 'Z') {
       v = c - 'A';
-    else if (c >= 'a' && c <= 'z')
+    } else if (c >= 'a' && c <= 'z') {
       v = c - 'a' + 26;
-    else if (c >= '0' && c <= '9')
+    } else if (c >= '0' && c <= '9') {
       v = c - '0' + 52;
-    else if (c == '-')
+    } else if (c == '-') {
       v = 62;
-    else if (c == '_')
+    } else if (c == '_') {
       v = 63;
-    else if (c == '\r' || c == '\n')
+    } else if (c == '\r' || c == '\n') {
       continue;
-    else
+    } else {
       return std::nullopt;
+    }
     ++n;
     acc = (acc << 6) | static_cast<uint32_t>(v);
     bits += 6;

@@ -12,9 +12,15 @@ namespace {
 
 // net/http's isTokenTable (RFC 7230 tchar), which client-go copies as legalHeaderKeyBytes.
 constexpr bool isTokenChar(unsigned char c) {
-  if (c >= '0' && c <= '9') return true;
-  if (c >= 'a' && c <= 'z') return true;
-  if (c >= 'A' && c <= 'Z') return true;
+  if (c >= '0' && c <= '9') {
+    return true;
+  }
+  if (c >= 'a' && c <= 'z') {
+    return true;
+  }
+  if (c >= 'A' && c <= 'Z') {
+    return true;
+  }
   switch (c) {
     case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-':
     case '.': case '^': case '_': case '`': case '|': case '~':
@@ -136,10 +142,16 @@ size_t removeIdentityHeaders(HeaderMap& headers) {
 namespace {
 
 absl::Status validateIdentity(const UserInfo& user) {
-  if (!validHeaderFieldValue(user.name)) return invalidValue(kRemoteUserHeader);
-  if (!validHeaderFieldValue(user.uid)) return invalidValue(kRemoteUidHeader);
+  if (!validHeaderFieldValue(user.name)) {
+    return invalidValue(kRemoteUserHeader);
+  }
+  if (!validHeaderFieldValue(user.uid)) {
+    return invalidValue(kRemoteUidHeader);
+  }
   for (const std::string& group : user.groups) {
-    if (!validHeaderFieldValue(group)) return invalidValue(kRemoteGroupHeader);
+    if (!validHeaderFieldValue(group)) {
+      return invalidValue(kRemoteGroupHeader);
+    }
   }
   for (const auto& [key, values] : user.extra) {
     for (const std::string& value : values) {
@@ -204,8 +216,12 @@ size_t stripWebSocketBearerProtocols(HeaderMap& headers) {
       size_t comma = rest.find(',');
       std::string_view item = rest.substr(0, comma);
       rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
-      while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
-      while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+      while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) {
+        item.remove_prefix(1);
+      }
+      while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) {
+        item.remove_suffix(1);
+      }
       if (item.substr(0, kPrefix.size()) == kPrefix) {
         ++removed;
         changed = true;

@@ -92,7 +92,7 @@ TEST_F(X509VerifierTest, ServerCertificateHasIncompatibleUsage) {
 
 TEST_F(X509VerifierTest, ExtendedKeyUsageFollowsGo) {
   // Go accepts a certificate without EKU, with an empty EKU list, or with anyExtendedKeyUsage.
-  for (std::optional<std::vector<int>> eku :
+  for (const std::optional<std::vector<int>>& eku :
        {std::optional<std::vector<int>>(), std::optional<std::vector<int>>(std::vector<int>{}),
         std::optional<std::vector<int>>(std::vector<int>{NID_anyExtendedKeyUsage}),
         std::optional<std::vector<int>>(std::vector<int>{NID_server_auth, NID_client_auth})}) {

@@ -11,9 +11,15 @@
 namespace aaproxy {
 
 absl::StatusOr<AuthorizationMode> parseAuthorizationMode(std::string_view flag) {
-  if (flag == "static") return AuthorizationMode::kStatic;
-  if (flag == "webhook") return AuthorizationMode::kWebhook;
-  if (flag == "static,webhook") return AuthorizationMode::kStaticThenWebhook;
+  if (flag == "static") {
+    return AuthorizationMode::kStatic;
+  }
+  if (flag == "webhook") {
+    return AuthorizationMode::kWebhook;
+  }
+  if (flag == "static,webhook") {
+    return AuthorizationMode::kStaticThenWebhook;
+  }
   return absl::InvalidArgumentError(absl::StrCat(
       "invalid --authorization-mode ", goQuote(flag), ": want static, webhook or static,webhook"));
 }
@@ -26,7 +32,9 @@ absl::StatusOr<std::unique_ptr<Authorizer>> Authorizer::create(AuthorizerOptions
   std::unique_ptr<Authorizer> a(new Authorizer(std::move(options)));
   for (const std::string& raw : a->options_.alwaysAllowPaths) {
     std::string_view p = raw;
-    if (!p.empty() && p[0] == '/') p.remove_prefix(1);
+    if (!p.empty() && p[0] == '/') {
+      p.remove_prefix(1);
+    }
     if (p.empty()) {
       a->exactPaths_.emplace_back();
       continue;
@@ -54,12 +62,16 @@ AuthorizationVerdict Authorizer::authorize(const UserInfo& user, const RequestIn
   }
   if (!info.isResourceRequest) {
     std::string_view pth = info.path;
-    if (!pth.empty() && pth[0] == '/') pth.remove_prefix(1);
+    if (!pth.empty() && pth[0] == '/') {
+      pth.remove_prefix(1);
+    }
     if (std::find(exactPaths_.begin(), exactPaths_.end(), pth) != exactPaths_.end()) {
       return {Kind::kAllow, "", ""};
     }
     for (const std::string& prefix : prefixPaths_) {
-      if (pth.substr(0, prefix.size()) == prefix) return {Kind::kAllow, "", ""};
+      if (pth.substr(0, prefix.size()) == prefix) {
+        return {Kind::kAllow, "", ""};
+      }
     }
   }
   if (options_.mode != AuthorizationMode::kWebhook && options_.policy->allows(user, info)) {
@@ -83,14 +95,18 @@ AuthorizationVerdict Authorizer::finishWithSubjectAccessReview(
   if (d.decision == AuthorizationDecision::kAllow) {
     return {Kind::kAllow, d.reason, ""};  // allowed wins even with an error upstream
   }
-  if (!d.error.empty()) return {Kind::kInternalError, d.reason, d.error};
+  if (!d.error.empty()) {
+    return {Kind::kInternalError, d.reason, d.error};
+  }
   // Deny, or no opinion from everyone: 403 with the joined reasons (only the SAR gives one).
   return {Kind::kForbidden, d.reason, ""};
 }
 
 std::chrono::nanoseconds Authorizer::subjectAccessReviewCacheTtl(
     const RequestInfo& info, const SubjectAccessReviewStatus& status) const {
-  if (!shouldCacheSubjectAccessReview(info)) return std::chrono::nanoseconds::zero();
+  if (!shouldCacheSubjectAccessReview(info)) {
+    return std::chrono::nanoseconds::zero();
+  }
   return status.allowed ? options_.authorizedTtl : options_.unauthorizedTtl;
 }
 

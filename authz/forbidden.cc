@@ -32,7 +32,9 @@ std::string sentence(const UserInfo& user, const RequestInfo& info) {
     return out;
   }
   std::string resource = info.resource;
-  if (!info.subresource.empty()) absl::StrAppend(&resource, "/", info.subresource);
+  if (!info.subresource.empty()) {
+    absl::StrAppend(&resource, "/", info.subresource);
+  }
   out += " resource ";
   appendGoQuoted(out, resource);
   out += " in API group ";
@@ -62,14 +64,20 @@ bool prettyPrintRequested(std::string_view rawQuery, std::string_view userAgent)
 
 std::string forbiddenMessage(const UserInfo& user, const RequestInfo& info, std::string_view reason) {
   std::string errMsg = htmlSanitize(sentence(user, info));
-  if (!reason.empty()) absl::StrAppend(&errMsg, ": ", std::string(reason));
+  if (!reason.empty()) {
+    absl::StrAppend(&errMsg, ": ", std::string(reason));
+  }
   std::string err = goErrorfNoArgs(errMsg);  // upstream: fmt.Errorf(errMsg)
 
   // apierrors.NewForbidden(GroupResource{group, resource}, name, err)
   const bool grEmpty = info.apiGroup.empty() && info.resource.empty();
-  if (grEmpty) return absl::StrCat("forbidden: ", err);
+  if (grEmpty) {
+    return absl::StrCat("forbidden: ", err);
+  }
   std::string gr = info.apiGroup.empty() ? info.resource : absl::StrCat(info.resource, ".", info.apiGroup);
-  if (info.name.empty()) return absl::StrCat(gr, " is forbidden: ", err);
+  if (info.name.empty()) {
+    return absl::StrCat(gr, " is forbidden: ", err);
+  }
   return absl::StrCat(gr, " ", goQuote(info.name), " is forbidden: ", err);
 }
 

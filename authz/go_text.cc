@@ -14,9 +14,15 @@ constexpr char kLowerHex[] = "0123456789abcdef";
 constexpr char kUpperHex[] = "0123456789ABCDEF";
 
 int hexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  if (c >= '0' && c <= '9') {
+    return c - '0';
+  }
+  if (c >= 'a' && c <= 'f') {
+    return c - 'a' + 10;
+  }
+  if (c >= 'A' && c <= 'F') {
+    return c - 'A' + 10;
+  }
   return -1;
 }
 
@@ -25,7 +31,9 @@ std::pair<uint32_t, size_t> decodeRune(std::string_view s, size_t i) {
   auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
   auto cont = [&](size_t k) { return k < s.size() && (b(k) & 0xc0) == 0x80; };
   unsigned char c = b(i);
-  if (c < 0x80) return {c, 1};
+  if (c < 0x80) {
+    return {c, 1};
+  }
   if (c >= 0xc2 && c <= 0xdf && cont(i + 1)) {
     return {((c & 0x1fu) << 6) | (b(i + 1) & 0x3fu), 2};
   }
@@ -68,7 +76,9 @@ void appendRune(std::string& out, uint32_t r) {
 // this covers every category that is not printable and is assigned (Cc, Cf, Zs, Zl, Zp, Co,
 // noncharacters). Unassigned code points (Cn) are treated as printable: an approximation.
 bool isPrintNonAscii(uint32_t r) {
-  if (r < 0xa0) return false;  // C1 controls
+  if (r < 0xa0) {
+    return false;  // C1 controls
+  }
   switch (r) {
     case 0x00a0: case 0x00ad: case 0x061c: case 0x06dd: case 0x070f: case 0x08e2:
     case 0x1680: case 0x180e: case 0x202f: case 0x205f: case 0x3000: case 0xfeff:
@@ -77,30 +87,61 @@ bool isPrintNonAscii(uint32_t r) {
     default:
       break;
   }
-  if (r >= 0x0600 && r <= 0x0605) return false;
-  if (r >= 0x0890 && r <= 0x0891) return false;
-  if (r >= 0x2000 && r <= 0x200f) return false;  // spaces, ZW*, LRM/RLM
-  if (r >= 0x2028 && r <= 0x202e) return false;  // LS, PS, bidi embeddings
-  if (r >= 0x2060 && r <= 0x206f) return false;
-  if (r >= 0xd800 && r <= 0xdfff) return false;
-  if (r >= 0xe000 && r <= 0xf8ff) return false;  // private use
-  if (r >= 0xfdd0 && r <= 0xfdef) return false;  // noncharacters
-  if (r >= 0xfff9 && r <= 0xfffb) return false;
-  if ((r & 0xfffe) == 0xfffe) return false;      // U+xFFFE, U+xFFFF
-  if (r >= 0x13430 && r <= 0x1343f) return false;
-  if (r >= 0x1bca0 && r <= 0x1bca3) return false;
-  if (r >= 0x1d173 && r <= 0x1d17a) return false;
-  if (r >= 0xe0020 && r <= 0xe007f) return false;
-  if (r >= 0xf0000) return false;  // planes 15-16: private use
+  if (r >= 0x0600 && r <= 0x0605) {
+    return false;
+  }
+  if (r >= 0x0890 && r <= 0x0891) {
+    return false;
+  }
+  if (r >= 0x2000 && r <= 0x200f) {
+    return false;  // spaces, ZW*, LRM/RLM
+  }
+  if (r >= 0x2028 && r <= 0x202e) {
+    return false;  // LS, PS, bidi embeddings
+  }
+  if (r >= 0x2060 && r <= 0x206f) {
+    return false;
+  }
+  if (r >= 0xd800 && r <= 0xdfff) {
+    return false;
+  }
+  if (r >= 0xe000 && r <= 0xf8ff) {
+    return false;  // private use
+  }
+  if (r >= 0xfdd0 && r <= 0xfdef) {
+    return false;  // noncharacters
+  }
+  if (r >= 0xfff9 && r <= 0xfffb) {
+    return false;
+  }
+  if ((r & 0xfffe) == 0xfffe) {
+    return false;  // U+xFFFE, U+xFFFF
+  }
+  if (r >= 0x13430 && r <= 0x1343f) {
+    return false;
+  }
+  if (r >= 0x1bca0 && r <= 0x1bca3) {
+    return false;
+  }
+  if (r >= 0x1d173 && r <= 0x1d17a) {
+    return false;
+  }
+  if (r >= 0xe0020 && r <= 0xe007f) {
+    return false;
+  }
+  if (r >= 0xf0000) {
+    return false;  // planes 15-16: private use
+  }
   return true;
 }
 
 // shouldEscape(c, encodePath) from net/url.
 bool shouldEscapePath(unsigned char c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return false;
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) {
+    return false;
+  }
   switch (c) {
     case '-': case '_': case '.': case '~':
-      return false;
     case '$': case '&': case '+': case ',': case '/': case ':': case ';': case '=': case '@':
       return false;
     default:
@@ -116,7 +157,9 @@ bool validEncodedPath(std::string_view s) {
       case ';': case '=': case ':': case '@': case '[': case ']': case '%':
         continue;
       default:
-        if (shouldEscapePath(c)) return false;
+        if (shouldEscapePath(c)) {
+          return false;
+        }
     }
   }
   return true;
@@ -133,7 +176,9 @@ absl::StatusOr<std::string> goUnescape(std::string_view s, bool queryMode) {
   // (Not find_first_of: libstdc++ runs a memchr over the set for every byte.)
   auto nextSpecial = [&](size_t from) {
     for (size_t k = from; k < s.size(); ++k) {
-      if (s[k] == '%' || (queryMode && s[k] == '+')) return k;
+      if (s[k] == '%' || (queryMode && s[k] == '+')) {
+        return k;
+      }
     }
     return std::string_view::npos;
   };
@@ -216,7 +261,9 @@ std::string goEscapedPath(const GoRequestUri& uri) {
       return std::string(uri.rawPath);
     }
   }
-  if (uri.path == "*") return "*";
+  if (uri.path == "*") {
+    return "*";
+  }
   std::string out;
   for (unsigned char c : uri.path) {
     if (shouldEscapePath(c)) {
@@ -249,9 +296,13 @@ GoQuery GoQuery::parse(std::string_view rawQuery) {
     std::string_view rawValue =
         eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1);
     auto key = goUnescape(rawKey, true);
-    if (!key.ok()) continue;
+    if (!key.ok()) {
+      continue;
+    }
     auto value = goUnescape(rawValue, true);
-    if (!value.ok()) continue;
+    if (!value.ok()) {
+      continue;
+    }
     q.pairs_.emplace_back(*std::move(key), *std::move(value));
   }
   return q;
@@ -259,14 +310,18 @@ GoQuery GoQuery::parse(std::string_view rawQuery) {
 
 std::string_view GoQuery::first(std::string_view key) const {
   for (const auto& [k, v] : pairs_) {
-    if (k == key) return v;
+    if (k == key) {
+      return v;
+    }
   }
   return {};
 }
 
 bool GoQuery::has(std::string_view key) const {
   for (const auto& [k, v] : pairs_) {
-    if (k == key) return true;
+    if (k == key) {
+      return true;
+    }
   }
   return false;
 }
@@ -274,7 +329,9 @@ bool GoQuery::has(std::string_view key) const {
 std::vector<std::string_view> GoQuery::all(std::string_view key) const {
   std::vector<std::string_view> out;
   for (const auto& [k, v] : pairs_) {
-    if (k == key) out.push_back(v);
+    if (k == key) {
+      out.push_back(v);
+    }
   }
   return out;
 }
@@ -317,10 +374,14 @@ void appendGoQuoted(std::string& out, std::string_view s) {
       out += kLowerHex[r & 15];
     } else if (r < 0x10000) {
       out += "\\u";
-      for (int shift = 12; shift >= 0; shift -= 4) out += kLowerHex[(r >> shift) & 15];
+      for (int shift = 12; shift >= 0; shift -= 4) {
+        out += kLowerHex[(r >> shift) & 15];
+      }
     } else {
       out += "\\U";
-      for (int shift = 28; shift >= 0; shift -= 4) out += kLowerHex[(r >> shift) & 15];
+      for (int shift = 28; shift >= 0; shift -= 4) {
+        out += kLowerHex[(r >> shift) & 15];
+      }
     }
   }
   out += '"';
@@ -335,11 +396,21 @@ std::string goQuote(std::string_view s) {
 namespace {
 // The simple case-fold orbit representative: the runes that fold onto ASCII letters.
 uint32_t foldKey(uint32_t r) {
-  if (r >= 'A' && r <= 'Z') return r + 32;
-  if (r == 0x017f) return 's';  // LATIN SMALL LETTER LONG S
-  if (r == 0x212a) return 'k';  // KELVIN SIGN
-  if (r == 0x212b) return 0xe5; // ANGSTROM SIGN ~ å
-  if (r >= 0xc0 && r <= 0xde && r != 0xd7) return r + 32;
+  if (r >= 'A' && r <= 'Z') {
+    return r + 32;
+  }
+  if (r == 0x017f) {
+    return 's';  // LATIN SMALL LETTER LONG S
+  }
+  if (r == 0x212a) {
+    return 'k';  // KELVIN SIGN
+  }
+  if (r == 0x212b) {
+    return 0xe5;  // ANGSTROM SIGN ~ å
+  }
+  if (r >= 0xc0 && r <= 0xde && r != 0xd7) {
+    return r + 32;
+  }
   return r;
 }
 }  // namespace
@@ -349,7 +420,9 @@ bool goEqualFold(std::string_view a, std::string_view b) {
   while (i < a.size() && j < b.size()) {
     auto [ra, wa] = decodeRune(a, i);
     auto [rb, wb] = decodeRune(b, j);
-    if (ra != rb && foldKey(ra) != foldKey(rb)) return false;
+    if (ra != rb && foldKey(ra) != foldKey(rb)) {
+      return false;
+    }
     i += wa;
     j += wb;
   }
@@ -359,25 +432,35 @@ bool goEqualFold(std::string_view a, std::string_view b) {
 std::string goAsciiLower(std::string_view s) {
   std::string out(s);
   for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
+    if (c >= 'A' && c <= 'Z') {
+      c = static_cast<char>(c + 32);
+    }
   }
   return out;
 }
 
 bool goParsesInt64(std::string_view s) {
-  if (s.empty()) return false;
+  if (s.empty()) {
+    return false;
+  }
   size_t i = 0;
   bool neg = false;
   if (s[0] == '+' || s[0] == '-') {
     neg = s[0] == '-';
     i = 1;
   }
-  if (i == s.size()) return false;
+  if (i == s.size()) {
+    return false;
+  }
   unsigned __int128 v = 0;
   for (; i < s.size(); ++i) {
-    if (s[i] < '0' || s[i] > '9') return false;
+    if (s[i] < '0' || s[i] > '9') {
+      return false;
+    }
     v = v * 10 + static_cast<unsigned>(s[i] - '0');
-    if (v > (static_cast<unsigned __int128>(1) << 63)) return false;
+    if (v > (static_cast<unsigned __int128>(1) << 63)) {
+      return false;
+    }
   }
   return neg || v < (static_cast<unsigned __int128>(1) << 63);
 }
@@ -398,7 +481,9 @@ std::string goErrorfNoArgs(std::string_view format) {
   // parsenum from fmt: digits, giving up (newi = end) on absurd widths.
   auto parsenum = [&](size_t start, size_t stop, bool& isnum) -> size_t {
     isnum = false;
-    if (start >= stop) return stop;
+    if (start >= stop) {
+      return stop;
+    }
     long num = 0;
     size_t k = start;
     for (; k < stop && format[k] >= '0' && format[k] <= '9'; ++k) {
@@ -414,7 +499,9 @@ std::string goErrorfNoArgs(std::string_view format) {
   // argNumber with zero arguments: any "[n]" is a bad index.
   auto argNumber = [&](size_t i, bool& goodArgNum, bool& found) -> size_t {
     found = false;
-    if (i >= end || format[i] != '[') return i;
+    if (i >= end || format[i] != '[') {
+      return i;
+    }
     std::string_view f = format.substr(i);
     size_t wid = 1;
     bool ok = false;
@@ -447,9 +534,13 @@ std::string goErrorfNoArgs(std::string_view format) {
   for (size_t i = 0; i < end;) {
     bool goodArgNum = true;
     size_t lasti = i;
-    while (i < end && format[i] != '%') ++i;
+    while (i < end && format[i] != '%') {
+      ++i;
+    }
     out.append(format.substr(lasti, i - lasti));
-    if (i >= end) break;
+    if (i >= end) {
+      break;
+    }
     ++i;  // skip '%'
     while (i < end && (format[i] == '#' || format[i] == '0' || format[i] == '+' ||
                        format[i] == '-' || format[i] == ' ')) {
@@ -464,11 +555,15 @@ std::string goErrorfNoArgs(std::string_view format) {
     } else {
       bool isnum = false;
       i = parsenum(i, end, isnum);
-      if (afterIndex && isnum) goodArgNum = false;
+      if (afterIndex && isnum) {
+        goodArgNum = false;
+      }
     }
     if (i + 1 < end && format[i] == '.') {
       ++i;
-      if (afterIndex) goodArgNum = false;
+      if (afterIndex) {
+        goodArgNum = false;
+      }
       i = argNumber(i, goodArgNum, afterIndex);
       if (i < end && format[i] == '*') {
         ++i;

@@ -192,7 +192,7 @@ absl::StatusOr<ImpersonationPlan> planImpersonation(const HeaderMap& headers) {
     auto it = std::find_if(extraHeaders.begin(), extraHeaders.end(),
                            [&](const auto& e) { return e.first == lowered; });
     if (it == extraHeaders.end()) {
-      extraHeaders.push_back({std::move(lowered), {}});
+      extraHeaders.emplace_back(std::move(lowered), std::vector<std::string_view>());
       it = std::prev(extraHeaders.end());
     }
     it->second.push_back(h.value);

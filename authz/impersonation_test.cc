@@ -55,15 +55,25 @@ std::optional<std::string> fakeAuthorize(const UserInfo& u, const RequestInfo& a
   }
   auto group = [&](size_t i) -> std::string { return u.groups.size() > i ? u.groups[i] : ""; };
   const bool imp = a.verb == "impersonate";
-  if (group(0) == "wheel" && imp && a.resource == "users") return std::nullopt;
-  if (group(0) == "sa-impersonater" && imp && a.resource == "serviceaccounts") return std::nullopt;
-  if (group(0) == "regular-impersonater" && imp && a.resource == "users") return std::nullopt;
-  if (group(1) == "group-impersonater" && imp && a.resource == "groups") return std::nullopt;
+  if (group(0) == "wheel" && imp && a.resource == "users") {
+    return std::nullopt;
+  }
+  if (group(0) == "sa-impersonater" && imp && a.resource == "serviceaccounts") {
+    return std::nullopt;
+  }
+  if (group(0) == "regular-impersonater" && imp && a.resource == "users") {
+    return std::nullopt;
+  }
+  if (group(1) == "group-impersonater" && imp && a.resource == "groups") {
+    return std::nullopt;
+  }
   if (group(1) == "extra-setter-scopes" && imp && a.resource == "userextras" &&
       a.subresource == "scopes") {
     return std::nullopt;
   }
-  if (group(1) == "escaped-scopes" || group(1) == "almost-escaped-scopes") return std::nullopt;
+  if (group(1) == "escaped-scopes" || group(1) == "almost-escaped-scopes") {
+    return std::nullopt;
+  }
   if (group(1) == "extra-setter-particular-scopes" && imp && a.resource == "userextras" &&
       a.subresource == "scopes" && a.name == "scope-a" && a.apiGroup == "authentication.k8s.io") {
     return std::nullopt;
@@ -73,11 +83,15 @@ std::optional<std::string> fakeAuthorize(const UserInfo& u, const RequestInfo& a
     return std::nullopt;
   }
   if (group(0) == "everything-impersonater" && imp) {
-    if (a.resource == "users" && a.apiGroup.empty()) return std::nullopt;
+    if (a.resource == "users" && a.apiGroup.empty()) {
+      return std::nullopt;
+    }
     if (a.resource == "uids" && a.name == "some-uid" && a.apiGroup == "authentication.k8s.io") {
       return std::nullopt;
     }
-    if (a.resource == "groups" && a.apiGroup.empty()) return std::nullopt;
+    if (a.resource == "groups" && a.apiGroup.empty()) {
+      return std::nullopt;
+    }
     if (a.resource == "userextras" && a.subresource == "scopes" &&
         a.apiGroup == "authentication.k8s.io") {
       return std::nullopt;
@@ -106,12 +120,20 @@ void PrintTo(const FilterCase& c, std::ostream* os) { *os << c.name; }
 HeaderMap headersFor(const FilterCase& c) {
   HeaderMap h;
   h.add("Accept", "application/json");
-  if (!c.impersonateUser.empty()) h.add("Impersonate-User", c.impersonateUser);
-  for (const std::string& g : c.groups) h.add("Impersonate-Group", g);
-  for (const auto& [key, values] : c.extras) {
-    for (const std::string& v : values) h.add("Impersonate-Extra-" + key, v);
+  if (!c.impersonateUser.empty()) {
+    h.add("Impersonate-User", c.impersonateUser);
   }
-  if (!c.uid.empty()) h.add("Impersonate-Uid", c.uid);
+  for (const std::string& g : c.groups) {
+    h.add("Impersonate-Group", g);
+  }
+  for (const auto& [key, values] : c.extras) {
+    for (const std::string& v : values) {
+      h.add("Impersonate-Extra-" + key, v);
+    }
+  }
+  if (!c.uid.empty()) {
+    h.add("Impersonate-Uid", c.uid);
+  }
   return h;
 }
 
@@ -654,7 +676,9 @@ TEST(ImpersonationStripTest, RemovesEveryImpersonationLineOnly) {
                                       "impersonate-extra-"}));
   EXPECT_EQ(removeImpersonationHeaders(h), 6u);
   std::vector<std::string> left;
-  for (const Header& header : h.entries()) left.push_back(header.name);
+  for (const Header& header : h.entries()) {
+    left.push_back(header.name);
+  }
   EXPECT_EQ(left, (std::vector<std::string>{"Host", "Impersonate-Users", "X-Impersonate-User",
                                             "Impersonate-Extra"}));
   EXPECT_TRUE(isImpersonationHeader("IMPERSONATE-UID"));

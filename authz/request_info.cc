@@ -16,7 +16,9 @@ using PathParts = absl::InlinedVector<std::string_view, 10>;
 
 PathParts splitPath(std::string_view path) {
   size_t b = path.find_first_not_of('/');
-  if (b == std::string_view::npos) return {};
+  if (b == std::string_view::npos) {
+    return {};
+  }
   size_t e = path.find_last_not_of('/');
   path = path.substr(b, e - b + 1);
   PathParts parts;
@@ -46,7 +48,9 @@ bool listOptionsDecodeFails(const GoQuery& query) {
   }
   // int64 / *int64 fields: strconv.ParseInt on the first value, "" included.
   for (std::string_view key : {"timeoutSeconds", "limit"}) {
-    if (query.has(key) && !goParsesInt64(query.first(key))) return true;
+    if (query.has(key) && !goParsesInt64(query.first(key))) {
+      return true;
+    }
   }
   return false;
 }
@@ -54,7 +58,9 @@ bool listOptionsDecodeFails(const GoQuery& query) {
 std::vector<SelectorRequirement> toSarFieldRequirements(std::string_view selector) {
   std::vector<SelectorRequirement> out;
   auto parsed = parseFieldSelector(selector);
-  if (!parsed.ok()) return out;
+  if (!parsed.ok()) {
+    return out;
+  }
   for (const auto& r : *parsed) {
     // fields only know = (and ==, folded into =) and !=.
     out.push_back(SelectorRequirement{r.key, r.op == "!=" ? "NotIn" : "In", r.values});
@@ -65,7 +71,9 @@ std::vector<SelectorRequirement> toSarFieldRequirements(std::string_view selecto
 std::vector<SelectorRequirement> toSarLabelRequirements(std::string_view selector) {
   std::vector<SelectorRequirement> out;
   auto parsed = parseLabelSelector(selector);
-  if (!parsed.ok()) return out;
+  if (!parsed.ok()) {
+    return out;
+  }
   for (const auto& r : *parsed) {
     std::string op;
     if (r.op == "=" || r.op == "==" || r.op == "in") {
@@ -86,7 +94,9 @@ std::vector<SelectorRequirement> toSarLabelRequirements(std::string_view selecto
 
 // path.IsValidPathSegmentName reports no error.
 bool isValidPathSegmentName(std::string_view name) {
-  if (name == "." || name == "..") return false;
+  if (name == "." || name == "..") {
+    return false;
+  }
   return name.find('/') == std::string_view::npos && name.find('%') == std::string_view::npos;
 }
 
@@ -95,15 +105,21 @@ bool isValidPathSegmentName(std::string_view name) {
 absl::StatusOr<RequestInfo> resolveRequestInfo(std::string_view method,
                                                std::string_view request_target) {
   auto uri = parseGoRequestUri(request_target);
-  if (!uri.ok()) return uri.status();
+  if (!uri.ok()) {
+    return uri.status();
+  }
 
   RequestInfo info;
   info.path = std::move(uri->path);
   info.verb = goAsciiLower(method);
 
   PathParts parts = splitPath(info.path);
-  if (parts.size() < 3) return info;
-  if (parts[0] != "api" && parts[0] != "apis") return info;
+  if (parts.size() < 3) {
+    return info;
+  }
+  if (parts[0] != "api" && parts[0] != "apis") {
+    return info;
+  }
   info.apiPrefix = parts[0];
   size_t at = 1;
   if (info.apiPrefix != "api") {
@@ -157,8 +173,12 @@ absl::StatusOr<RequestInfo> resolveRequestInfo(std::string_view method,
   if (p.size() >= 3 && info.verb != "proxy") {
     info.subresource = p[2];
   }
-  if (p.size() >= 2) info.name = p[1];
-  if (!p.empty()) info.resource = p[0];
+  if (p.size() >= 2) {
+    info.name = p[1];
+  }
+  if (!p.empty()) {
+    info.resource = p[0];
+  }
 
   GoQuery query = GoQuery::parse(uri->rawQuery);
   if (info.name.empty() && info.verb == "get") {
@@ -191,8 +211,12 @@ absl::StatusOr<RequestInfo> resolveRequestInfo(std::string_view method,
   // AuthorizeWithSelectors (on by default since 1.32, GA later).
   if (!verbViaPathPrefix &&
       (info.verb == "list" || info.verb == "watch" || info.verb == "deletecollection")) {
-    if (query.has("fieldSelector")) info.fieldSelector = std::string(query.first("fieldSelector"));
-    if (query.has("labelSelector")) info.labelSelector = std::string(query.first("labelSelector"));
+    if (query.has("fieldSelector")) {
+      info.fieldSelector = std::string(query.first("fieldSelector"));
+    }
+    if (query.has("labelSelector")) {
+      info.labelSelector = std::string(query.first("labelSelector"));
+    }
   }
   if (!info.fieldSelector.empty()) {
     info.fieldSelectorRequirements = toSarFieldRequirements(info.fieldSelector);
@@ -215,7 +239,9 @@ std::string timeQuote(std::string_view s) {
       out += kHex[c >> 4];
       out += kHex[c & 15];
     } else {
-      if (c == '"' || c == '\\') out += '\\';
+      if (c == '"' || c == '\\') {
+        out += '\\';
+      }
       out += static_cast<char>(c);
     }
   }
@@ -226,21 +252,33 @@ std::string timeQuote(std::string_view s) {
 }  // namespace
 
 std::string goParseDurationError(std::string_view orig) {
-  const std::string invalid = "time: invalid duration " + timeQuote(orig);
+  std::string invalid = "time: invalid duration " + timeQuote(orig);
   std::string_view s = orig;
-  if (!s.empty() && (s[0] == '-' || s[0] == '+')) s.remove_prefix(1);
-  if (s == "0") return "";
-  if (s.empty()) return invalid;
+  if (!s.empty() && (s[0] == '-' || s[0] == '+')) {
+    s.remove_prefix(1);
+  }
+  if (s == "0") {
+    return "";
+  }
+  if (s.empty()) {
+    return invalid;
+  }
   constexpr unsigned __int128 kLimit = static_cast<unsigned __int128>(1) << 63;
   unsigned __int128 d = 0;
   while (!s.empty()) {
-    if (!(s[0] == '.' || (s[0] >= '0' && s[0] <= '9'))) return invalid;
+    if (!(s[0] == '.' || (s[0] >= '0' && s[0] <= '9'))) {
+      return invalid;
+    }
     unsigned __int128 v = 0;
     size_t i = 0;
     for (; i < s.size() && s[i] >= '0' && s[i] <= '9'; ++i) {
-      if (v > kLimit / 10) return invalid;  // leadingInt overflow
+      if (v > kLimit / 10) {
+        return invalid;  // leadingInt overflow
+      }
       v = v * 10 + static_cast<unsigned>(s[i] - '0');
-      if (v > kLimit) return invalid;
+      if (v > kLimit) {
+        return invalid;
+      }
     }
     bool pre = i > 0;
     s.remove_prefix(i);
@@ -252,7 +290,9 @@ std::string goParseDurationError(std::string_view orig) {
       s.remove_prefix(1);
       size_t k = 0;
       for (; k < s.size() && s[k] >= '0' && s[k] <= '9'; ++k) {
-        if (overflow) continue;
+        if (overflow) {
+          continue;
+        }
         if (f > ((static_cast<uint64_t>(1) << 63) - 1) / 10) {
           overflow = true;
           continue;
@@ -268,54 +308,88 @@ std::string goParseDurationError(std::string_view orig) {
       post = k > 0;
       s.remove_prefix(k);
     }
-    if (!pre && !post) return invalid;
+    if (!pre && !post) {
+      return invalid;
+    }
     size_t u = 0;
-    while (u < s.size() && !(s[u] == '.' || (s[u] >= '0' && s[u] <= '9'))) ++u;
-    if (u == 0) return "time: missing unit in duration " + timeQuote(orig);
+    while (u < s.size() && !(s[u] == '.' || (s[u] >= '0' && s[u] <= '9'))) {
+      ++u;
+    }
+    if (u == 0) {
+      return "time: missing unit in duration " + timeQuote(orig);
+    }
     std::string_view unit = s.substr(0, u);
     s.remove_prefix(u);
     uint64_t mult = 0;
-    if (unit == "ns") mult = 1;
-    else if (unit == "us" || unit == "\xc2\xb5s" || unit == "\xce\xbcs") mult = 1000;
-    else if (unit == "ms") mult = 1000000;
-    else if (unit == "s") mult = 1000000000ULL;
-    else if (unit == "m") mult = 60ULL * 1000000000ULL;
-    else if (unit == "h") mult = 3600ULL * 1000000000ULL;
-    else return "time: unknown unit " + timeQuote(unit) + " in duration " + timeQuote(orig);
-    if (v > kLimit / mult) return invalid;
+    if (unit == "ns") {
+      mult = 1;
+    } else if (unit == "us" || unit == "\xc2\xb5s" || unit == "\xce\xbcs") {
+      mult = 1000;
+    } else if (unit == "ms") {
+      mult = 1000000;
+    } else if (unit == "s") {
+      mult = 1000000000ULL;
+    } else if (unit == "m") {
+      mult = 60ULL * 1000000000ULL;
+    } else if (unit == "h") {
+      mult = 3600ULL * 1000000000ULL;
+    } else {
+      return "time: unknown unit " + timeQuote(unit) + " in duration " + timeQuote(orig);
+    }
+    if (v > kLimit / mult) {
+      return invalid;
+    }
     v *= mult;
     if (f > 0) {
       v += static_cast<uint64_t>(static_cast<double>(f) * (static_cast<double>(mult) / scale));
-      if (v > kLimit) return invalid;
+      if (v > kLimit) {
+        return invalid;
+      }
     }
     d += v;
-    if (d > kLimit) return invalid;
+    if (d > kLimit) {
+      return invalid;
+    }
   }
   bool neg = !orig.empty() && orig[0] == '-';
-  if (!neg && d > kLimit - 1) return invalid;
+  if (!neg && d > kLimit - 1) {
+    return invalid;
+  }
   return "";
 }
 
 absl::Status checkRequestTimeoutParameter(const RequestInfo& info,
                                           std::string_view request_target) {
-  if (info.verb == "watch") return absl::OkStatus();
-  if (!info.isResourceRequest && info.path.rfind("/debug/pprof/", 0) == 0) return absl::OkStatus();
+  if (info.verb == "watch") {
+    return absl::OkStatus();
+  }
+  if (!info.isResourceRequest && info.path.rfind("/debug/pprof/", 0) == 0) {
+    return absl::OkStatus();
+  }
   // Most requests have no query, or one without a `timeout` key (which, unescaped, can only be
   // spelled literally): no need to parse the target again.
   size_t q = request_target.find('?');
-  if (q == std::string_view::npos) return absl::OkStatus();
+  if (q == std::string_view::npos) {
+    return absl::OkStatus();
+  }
   std::string_view raw_query = request_target.substr(q + 1);
   if (raw_query.find('%') == std::string_view::npos &&
       raw_query.find("timeout") == std::string_view::npos) {
     return absl::OkStatus();
   }
   auto uri = parseGoRequestUri(request_target);
-  if (!uri.ok()) return absl::OkStatus();
+  if (!uri.ok()) {
+    return absl::OkStatus();
+  }
   GoQuery query = GoQuery::parse(uri->rawQuery);
   std::string_view value = query.first("timeout");
-  if (value.empty()) return absl::OkStatus();
+  if (value.empty()) {
+    return absl::OkStatus();
+  }
   std::string err = goParseDurationError(value);
-  if (err.empty()) return absl::OkStatus();
+  if (err.empty()) {
+    return absl::OkStatus();
+  }
   return absl::InvalidArgumentError("invalid timeout specified in the request URL - " + err);
 }
 

@@ -206,7 +206,9 @@ TEST(RequestInfo, VeryLongPath) {
   ASSERT_TRUE(info.ok());
   EXPECT_EQ(info->name, name);
   std::string many;
-  for (int i = 0; i < 20000; ++i) many += "/x";
+  for (int i = 0; i < 20000; ++i) {
+    many += "/x";
+  }
   info = resolveRequestInfo("GET", "/apis/g/v/r" + many);
   ASSERT_TRUE(info.ok());
   EXPECT_EQ(info->parts.size(), 20001u);
@@ -289,7 +291,9 @@ INSTANTIATE_TEST_SUITE_P(
 // watch flag and the selectors vanish from the authorization attributes.
 TEST(RequestInfo, QueryParameterLimit) {
   std::string filler;
-  for (int i = 0; i < 9998; ++i) filler += "a=1&";
+  for (int i = 0; i < 9998; ++i) {
+    filler += "a=1&";
+  }
   auto info = resolveRequestInfo("GET", "/api/v1/pods?" + filler + "watch=1&labelSelector=x");
   ASSERT_TRUE(info.ok());
   EXPECT_EQ(info->verb, "watch");  // exactly 10000 parameters

@@ -16,7 +16,9 @@ namespace {
 
 std::vector<std::string_view> splitFieldTerms(std::string_view s) {
   std::vector<std::string_view> terms;
-  if (s.empty()) return terms;
+  if (s.empty()) {
+    return terms;
+  }
   size_t start = 0;
   bool inSlash = false;
   for (size_t i = 0; i < s.size(); ++i) {
@@ -35,7 +37,9 @@ std::vector<std::string_view> splitFieldTerms(std::string_view s) {
 }
 
 absl::StatusOr<std::string> unescapeFieldValue(std::string_view s) {
-  if (s.find_first_of("\\,=") == std::string_view::npos) return std::string(s);
+  if (s.find_first_of("\\,=") == std::string_view::npos) {
+    return std::string(s);
+  }
   std::string out;
   bool inSlash = false;
   // Go ranges over runes here, so invalid UTF-8 bytes come out as U+FFFD.
@@ -47,11 +51,17 @@ absl::StatusOr<std::string> unescapeFieldValue(std::string_view s) {
       // Re-validate one rune using the quoting helper's decoder semantics.
       std::string_view rest = s.substr(i);
       size_t n = 0;
-      if (c >= 0xc2 && c <= 0xdf) n = 2;
-      else if (c >= 0xe0 && c <= 0xef) n = 3;
-      else if (c >= 0xf0 && c <= 0xf4) n = 4;
+      if (c >= 0xc2 && c <= 0xdf) {
+        n = 2;
+      } else if (c >= 0xe0 && c <= 0xef) {
+        n = 3;
+      } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4;
+      }
       bool ok = n > 0 && rest.size() >= n;
-      for (size_t k = 1; ok && k < n; ++k) ok = (static_cast<unsigned char>(rest[k]) & 0xc0) == 0x80;
+      for (size_t k = 1; ok && k < n; ++k) {
+        ok = (static_cast<unsigned char>(rest[k]) & 0xc0) == 0x80;
+      }
       if (ok && n >= 3) {
         unsigned char c1 = static_cast<unsigned char>(rest[1]);
         if ((c == 0xe0 && c1 < 0xa0) || (c == 0xed && c1 > 0x9f) || (c == 0xf0 && c1 < 0x90) ||
@@ -142,7 +152,9 @@ class Lexer {
 
   Item lex() {
     char ch = skipWhitespace(read());
-    if (ch == 0) return {Tok::kEnd, ""};
+    if (ch == 0) {
+      return {Tok::kEnd, ""};
+    }
     unread();
     return isSpecialSymbol(ch) ? scanSpecial() : scanIdOrKeyword();
   }
@@ -159,14 +171,18 @@ class Lexer {
   }
   void unread() { --pos_; }
   char skipWhitespace(char ch) {
-    while (isWhitespace(ch)) ch = read();
+    while (isWhitespace(ch)) {
+      ch = read();
+    }
     return ch;
   }
   Item scanIdOrKeyword() {
     std::string buf;
     for (;;) {
       char ch = read();
-      if (ch == 0) break;
+      if (ch == 0) {
+        break;
+      }
       if (isSpecialSymbol(ch) || isWhitespace(ch)) {
         unread();
         break;
@@ -174,7 +190,9 @@ class Lexer {
       buf += ch;
     }
     Tok t;
-    if (literalToken(buf, &t)) return {t, buf};
+    if (literalToken(buf, &t)) {
+      return {t, buf};
+    }
     return {Tok::kIdentifier, buf};
   }
   Item scanSpecial() {
@@ -182,7 +200,9 @@ class Lexer {
     std::string buf;
     for (;;) {
       char ch = read();
-      if (ch == 0) break;
+      if (ch == 0) {
+        break;
+      }
       if (!isSpecialSymbol(ch)) {
         unread();
         break;
@@ -212,26 +232,40 @@ bool isAlnum(char c) {
 
 // ([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]
 bool matchesQualifiedNamePart(std::string_view s) {
-  if (s.empty() || !isAlnum(s.front()) || !isAlnum(s.back())) return false;
+  if (s.empty() || !isAlnum(s.front()) || !isAlnum(s.back())) {
+    return false;
+  }
   for (char c : s) {
-    if (!isAlnum(c) && c != '-' && c != '_' && c != '.') return false;
+    if (!isAlnum(c) && c != '-' && c != '_' && c != '.') {
+      return false;
+    }
   }
   return true;
 }
 
 bool isDns1123Subdomain(std::string_view s) {
-  if (s.empty() || s.size() > 253) return false;
+  if (s.empty() || s.size() > 253) {
+    return false;
+  }
   size_t start = 0;
   while (true) {
     size_t dot = s.find('.', start);
     std::string_view label = s.substr(start, dot == std::string_view::npos ? s.npos : dot - start);
-    if (label.empty()) return false;
-    auto lowerAlnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
-    if (!lowerAlnum(label.front()) || !lowerAlnum(label.back())) return false;
-    for (char c : label) {
-      if (!lowerAlnum(c) && c != '-') return false;
+    if (label.empty()) {
+      return false;
     }
-    if (dot == std::string_view::npos) return true;
+    auto lowerAlnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
+    if (!lowerAlnum(label.front()) || !lowerAlnum(label.back())) {
+      return false;
+    }
+    for (char c : label) {
+      if (!lowerAlnum(c) && c != '-') {
+        return false;
+      }
+    }
+    if (dot == std::string_view::npos) {
+      return true;
+    }
     start = dot + 1;
   }
 }
@@ -256,7 +290,9 @@ absl::Status validateLabelKey(std::string_view key) {
 }
 
 absl::Status validateLabelValue(std::string_view key, std::string_view value) {
-  if (value.empty()) return absl::OkStatus();
+  if (value.empty()) {
+    return absl::OkStatus();
+  }
   if (value.size() > 63 || !matchesQualifiedNamePart(value)) {
     return absl::InvalidArgumentError(
         absl::StrCat("invalid label value: ", goQuote(value), ": at key: ", goQuote(key)));
@@ -272,7 +308,9 @@ class LabelParser {
       Item item = lexer.lex();
       bool end = item.tok == Tok::kEnd;
       items_.push_back(std::move(item));
-      if (end) break;
+      if (end) {
+        break;
+      }
     }
   }
 
@@ -288,7 +326,9 @@ class LabelParser {
         }
         reqs.push_back(*std::move(r));
         auto [t, l] = consume(true);
-        if (t == Tok::kEnd) return reqs;
+        if (t == Tok::kEnd) {
+          return reqs;
+        }
         if (t == Tok::kComma) {
           auto [t2, l2] = lookahead(true);
           if (t2 != Tok::kIdentifier && t2 != Tok::kDoesNotExist) {
@@ -300,7 +340,9 @@ class LabelParser {
         return absl::InvalidArgumentError(
             absl::StrCat("found '", l, "', expected: ',' or 'end of string'"));
       }
-      if (tok == Tok::kEnd) return reqs;
+      if (tok == Tok::kEnd) {
+        return reqs;
+      }
       return absl::InvalidArgumentError(
           absl::StrCat("found '", lit, "', expected: !, identifier, or 'end of string'"));
     }
@@ -311,7 +353,9 @@ class LabelParser {
   std::pair<Tok, std::string> lookahead(bool values) const {
     const Item& it = items_[pos_];
     Tok t = it.tok;
-    if (values && (t == Tok::kIn || t == Tok::kNotIn)) t = Tok::kIdentifier;
+    if (values && (t == Tok::kIn || t == Tok::kNotIn)) {
+      t = Tok::kIdentifier;
+    }
     return {t, it.lit};
   }
   std::pair<Tok, std::string> consume(bool values) {
@@ -331,11 +375,15 @@ class LabelParser {
     if (tok != Tok::kIdentifier) {
       return absl::InvalidArgumentError(absl::StrCat("found '", lit, "', expected: identifier"));
     }
-    if (auto st = validateLabelKey(lit); !st.ok()) return st;
+    if (auto st = validateLabelKey(lit); !st.ok()) {
+      return st;
+    }
     r.key = lit;
     auto [next, unused] = lookahead(true);
     if (next == Tok::kEnd || next == Tok::kComma) {
-      if (op != "!") op = "exists";
+      if (op != "!") {
+        op = "exists";
+      }
     }
     if (op == "exists" || op == "!") {
       r.op = op;
@@ -363,7 +411,9 @@ class LabelParser {
       }
       auto [t2, l2] = lookahead(true);
       if (t2 == Tok::kIdentifier || t2 == Tok::kComma) {
-        if (auto st = parseIdentifiersList(values); !st.ok()) return st;
+        if (auto st = parseIdentifiersList(values); !st.ok()) {
+          return st;
+        }
         auto [t3, l3] = consume(true);
         if (t3 != Tok::kClosedPar) {
           return absl::InvalidArgumentError(absl::StrCat("found '", l2, "', expected: ')'"));
@@ -407,7 +457,9 @@ class LabelParser {
       }
     }
     for (const auto& v : r.values) {
-      if (auto st = validateLabelValue(r.key, v); !st.ok()) return st;
+      if (auto st = validateLabelValue(r.key, v); !st.ok()) {
+        return st;
+      }
     }
     return r;
   }
@@ -418,12 +470,18 @@ class LabelParser {
       if (tok == Tok::kIdentifier) {
         s.insert(lit);
         auto [t2, l2] = lookahead(true);
-        if (t2 == Tok::kComma) continue;
-        if (t2 == Tok::kClosedPar) return absl::OkStatus();
+        if (t2 == Tok::kComma) {
+          continue;
+        }
+        if (t2 == Tok::kClosedPar) {
+          return absl::OkStatus();
+        }
         return absl::InvalidArgumentError(absl::StrCat("found '", l2, "', expected: ',' or ')'"));
       }
       if (tok == Tok::kComma) {
-        if (s.empty()) s.insert("");
+        if (s.empty()) {
+          s.insert("");
+        }
         auto [t2, l2] = lookahead(true);
         if (t2 == Tok::kClosedPar) {
           s.insert("");
@@ -450,7 +508,9 @@ absl::StatusOr<std::vector<ParsedRequirement>> parseFieldSelector(std::string_vi
   std::sort(terms.begin(), terms.end());
   std::vector<ParsedRequirement> reqs;
   for (std::string_view term : terms) {
-    if (term.empty()) continue;
+    if (term.empty()) {
+      continue;
+    }
     size_t i = 0;
     std::string_view op;
     for (; i < term.size(); ++i) {
@@ -462,7 +522,9 @@ absl::StatusOr<std::vector<ParsedRequirement>> parseFieldSelector(std::string_vi
       } else if (rest.substr(0, 1) == "=") {
         op = "=";
       }
-      if (!op.empty()) break;
+      if (!op.empty()) {
+        break;
+      }
     }
     if (op.empty()) {
       return absl::InvalidArgumentError(absl::StrCat("invalid selector: '", std::string(selector),
@@ -470,8 +532,12 @@ absl::StatusOr<std::vector<ParsedRequirement>> parseFieldSelector(std::string_vi
     }
     std::string_view lhs = term.substr(0, i);
     auto value = unescapeFieldValue(term.substr(i + op.size()));
-    if (!value.ok()) return value.status();
-    if (lhs.empty() && value->empty()) continue;  // Transform() turns it into Everything()
+    if (!value.ok()) {
+      return value.status();
+    }
+    if (lhs.empty() && value->empty()) {
+      continue;  // Transform() turns it into Everything()
+    }
     reqs.push_back(ParsedRequirement{std::string(lhs), op == "!=" ? "!=" : "=", {*value}});
   }
   return reqs;
@@ -491,7 +557,9 @@ bool fieldSelectorRequiresExactMatch(const std::vector<ParsedRequirement>& requi
 absl::StatusOr<std::vector<ParsedRequirement>> parseLabelSelector(std::string_view selector) {
   LabelParser parser(selector);
   auto reqs = parser.parse();
-  if (!reqs.ok()) return reqs.status();
+  if (!reqs.ok()) {
+    return reqs.status();
+  }
   std::stable_sort(reqs->begin(), reqs->end(),
                    [](const ParsedRequirement& a, const ParsedRequirement& b) { return a.key < b.key; });
   return reqs;

@@ -47,7 +47,9 @@ class LabelSelectorTest : public ::testing::TestWithParam<LabelCase> {};
 TEST_P(LabelSelectorTest, Parse) {
   auto r = parseLabelSelector(GetParam().selector);
   ASSERT_EQ(r.ok(), GetParam().ok) << GetParam().selector << " " << r.status();
-  if (r.ok()) EXPECT_EQ(*r, GetParam().want) << GetParam().selector;
+  if (r.ok()) {
+    EXPECT_EQ(*r, GetParam().want) << GetParam().selector;
+  }
 }
 
 // Cases after apimachinery's TestSelectorParse / TestToString / TestLexer tables.

@@ -23,9 +23,13 @@ bool containsOrStar(const std::vector<std::string>& list, std::string_view v) {
 // rbac ResourceMatches.
 bool resourceMatches(const std::vector<std::string>& rules, const RequestInfo& info) {
   std::string combined = info.resource;
-  if (!info.subresource.empty()) absl::StrAppend(&combined, "/", info.subresource);
+  if (!info.subresource.empty()) {
+    absl::StrAppend(&combined, "/", info.subresource);
+  }
   for (const std::string& r : rules) {
-    if (r == "*" || r == combined) return true;
+    if (r == "*" || r == combined) {
+      return true;
+    }
     if (!info.subresource.empty() && r.size() == info.subresource.size() + 2 && r.rfind("*/", 0) == 0 &&
         r.compare(2, std::string::npos, info.subresource) == 0) {
       return true;
@@ -37,11 +41,17 @@ bool resourceMatches(const std::vector<std::string>& rules, const RequestInfo& i
 // rbac NonResourceURLMatches.
 bool urlMatches(const std::vector<std::string>& rules, std::string_view path) {
   for (const std::string& r : rules) {
-    if (r == "*" || r == path) return true;
+    if (r == "*" || r == path) {
+      return true;
+    }
     if (!r.empty() && r.back() == '*') {
       std::string_view prefix(r);
-      while (!prefix.empty() && prefix.back() == '*') prefix.remove_suffix(1);
-      if (path.substr(0, prefix.size()) == prefix) return true;
+      while (!prefix.empty() && prefix.back() == '*') {
+        prefix.remove_suffix(1);
+      }
+      if (path.substr(0, prefix.size()) == prefix) {
+        return true;
+      }
     }
   }
   return false;
@@ -54,8 +64,12 @@ absl::Status fieldError(size_t index, std::string_view field, std::string_view w
 
 absl::Status readStringList(const YAML::Node& node, size_t index, std::string_view field,
                             std::vector<std::string>* out) {
-  if (node.IsNull()) return absl::OkStatus();
-  if (!node.IsSequence()) return fieldError(index, field, "must be a list of strings");
+  if (node.IsNull()) {
+    return absl::OkStatus();
+  }
+  if (!node.IsSequence()) {
+    return fieldError(index, field, "must be a list of strings");
+  }
   for (size_t i = 0; i < node.size(); ++i) {
     const YAML::Node& item = node[i];
     if (!item.IsScalar()) {
@@ -89,12 +103,16 @@ absl::StatusOr<StaticPolicyRule> parseRule(const YAML::Node& node, size_t index)
       return absl::InvalidArgumentError(
           absl::StrCat("rules[", index, "]: unknown field ", quoted));
     }
-    if (auto st = readStringList(it->second, index, key, field->second); !st.ok()) return st;
+    if (auto st = readStringList(it->second, index, key, field->second); !st.ok()) {
+      return st;
+    }
   }
   if (rule.users.empty() && rule.groups.empty()) {
     return fieldError(index, "users", "users or groups is required");
   }
-  if (rule.verbs.empty()) return fieldError(index, "verbs", "required");
+  if (rule.verbs.empty()) {
+    return fieldError(index, "verbs", "required");
+  }
   const bool isResourceRule = !rule.apiGroups.empty() || !rule.resources.empty() ||
                               !rule.namespaces.empty() || !rule.names.empty();
   if (!rule.nonResourceURLs.empty()) {
@@ -105,7 +123,9 @@ absl::StatusOr<StaticPolicyRule> parseRule(const YAML::Node& node, size_t index)
     for (size_t i = 0; i < rule.nonResourceURLs.size(); ++i) {
       const std::string& u = rule.nonResourceURLs[i];
       std::string f = absl::StrCat("nonResourceURLs[", i, "]");
-      if (u != "*" && (u.empty() || u[0] != '/')) return fieldError(index, f, "must start with \"/\"");
+      if (u != "*" && (u.empty() || u[0] != '/')) {
+        return fieldError(index, f, "must start with \"/\"");
+      }
       size_t star = u.find('*');
       if (star != std::string::npos && u.find_first_not_of('*', star) != std::string::npos) {
         return fieldError(index, f, "\"*\" is only allowed at the end");
@@ -113,8 +133,12 @@ absl::StatusOr<StaticPolicyRule> parseRule(const YAML::Node& node, size_t index)
     }
     return rule;
   }
-  if (rule.apiGroups.empty()) return fieldError(index, "apiGroups", "required (use \"\" for the core group)");
-  if (rule.resources.empty()) return fieldError(index, "resources", "required");
+  if (rule.apiGroups.empty()) {
+    return fieldError(index, "apiGroups", "required (use \"\" for the core group)");
+  }
+  if (rule.resources.empty()) {
+    return fieldError(index, "resources", "required");
+  }
   return rule;
 }
 
@@ -124,18 +148,34 @@ bool StaticPolicyRule::matches(const UserInfo& user, const RequestInfo& info) co
   bool subject = containsOrStar(users, user.name);
   if (!subject && !groups.empty()) {
     subject = contains(groups, "*");
-    for (const std::string& g : user.groups) subject = subject || contains(groups, g);
+    for (const std::string& g : user.groups) {
+      subject = subject || contains(groups, g);
+    }
   }
-  if (!subject || !containsOrStar(verbs, info.verb)) return false;
+  if (!subject || !containsOrStar(verbs, info.verb)) {
+    return false;
+  }
   if (!info.isResourceRequest) {
     return !nonResourceURLs.empty() && urlMatches(nonResourceURLs, info.path);
   }
-  if (!nonResourceURLs.empty()) return false;
-  if (!containsOrStar(apiGroups, info.apiGroup)) return false;
-  if (!resourceMatches(resources, info)) return false;
-  if (!namespaces.empty() && !containsOrStar(namespaces, info.namespaceName)) return false;
-  if (!namespaces.empty() && !contains(namespaces, "*") && info.namespaceName.empty()) return false;
-  if (!names.empty() && !containsOrStar(names, info.name)) return false;
+  if (!nonResourceURLs.empty()) {
+    return false;
+  }
+  if (!containsOrStar(apiGroups, info.apiGroup)) {
+    return false;
+  }
+  if (!resourceMatches(resources, info)) {
+    return false;
+  }
+  if (!namespaces.empty() && !containsOrStar(namespaces, info.namespaceName)) {
+    return false;
+  }
+  if (!namespaces.empty() && !contains(namespaces, "*") && info.namespaceName.empty()) {
+    return false;
+  }
+  if (!names.empty() && !containsOrStar(names, info.name)) {
+    return false;
+  }
   return true;
 }
 
@@ -166,7 +206,9 @@ absl::StatusOr<StaticPolicy> StaticPolicy::parseOrThrow(std::string_view yaml) {
     rules = root["rules"];
   }
   StaticPolicy policy;
-  if (rules.IsNull() || !rules.IsDefined()) return policy;
+  if (rules.IsNull() || !rules.IsDefined()) {
+    return policy;
+  }
   if (!rules.IsSequence()) {
     return absl::InvalidArgumentError("authorization policy: rules must be a list");
   }
@@ -183,7 +225,9 @@ absl::StatusOr<StaticPolicy> StaticPolicy::parseOrThrow(std::string_view yaml) {
 
 absl::StatusOr<StaticPolicy> StaticPolicy::loadFile(const std::string& path) {
   std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot read authorization policy file ", path));
+  if (!in) {
+    return absl::NotFoundError(absl::StrCat("cannot read authorization policy file ", path));
+  }
   std::stringstream ss;
   ss << in.rdbuf();
   auto policy = parse(ss.str());

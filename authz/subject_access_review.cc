@@ -18,13 +18,17 @@ class JsonObjectWriter {
   ~JsonObjectWriter() { out_ += '}'; }
 
   void key(std::string_view k) {
-    if (!first_) out_ += ',';
+    if (!first_) {
+      out_ += ',';
+    }
     first_ = false;
     appendGoJsonString(out_, k);
     out_ += ':';
   }
   void stringField(std::string_view k, std::string_view v, bool omitEmpty = true) {
-    if (omitEmpty && v.empty()) return;
+    if (omitEmpty && v.empty()) {
+      return;
+    }
     key(k);
     appendGoJsonString(out_, v);
   }
@@ -37,7 +41,9 @@ class JsonObjectWriter {
 void appendStringArray(std::string& out, const std::vector<std::string>& values) {
   out += '[';
   for (size_t i = 0; i < values.size(); ++i) {
-    if (i > 0) out += ',';
+    if (i > 0) {
+      out += ',';
+    }
     appendGoJsonString(out, values[i]);
   }
   out += ']';
@@ -48,7 +54,9 @@ void appendRequirements(std::string& out, const std::vector<SelectorRequirement>
   sel.key("requirements");
   out += '[';
   for (size_t i = 0; i < reqs.size(); ++i) {
-    if (i > 0) out += ',';
+    if (i > 0) {
+      out += ',';
+    }
     JsonObjectWriter r(out);
     r.stringField("key", reqs[i].key, /*omitEmpty=*/false);
     r.stringField("operator", reqs[i].op, /*omitEmpty=*/false);
@@ -139,7 +147,9 @@ void keyString(Sink& sink, std::string_view s) {
 template <typename Sink>
 void keyStrings(Sink& sink, const std::vector<std::string>& values) {
   sink.length(values.size());
-  for (const std::string& v : values) keyString(sink, v);
+  for (const std::string& v : values) {
+    keyString(sink, v);
+  }
 }
 
 template <typename Sink>
@@ -224,7 +234,9 @@ absl::StatusOr<SubjectAccessReviewStatus> parseSubjectAccessReviewResponse(std::
         absl::StrCat("invalid SubjectAccessReview response: ", simdjson::error_message(err)));
   }
   SubjectAccessReviewStatus status;
-  if (root.is_null()) return status;
+  if (root.is_null()) {
+    return status;
+  }
   simdjson::dom::object obj;
   if (root.get_object().get(obj)) {
     return absl::InvalidArgumentError(
@@ -232,8 +244,12 @@ absl::StatusOr<SubjectAccessReviewStatus> parseSubjectAccessReviewResponse(std::
         "SubjectAccessReview");
   }
   for (auto field : obj) {
-    if (field.key != "status") continue;  // last duplicate wins, as in encoding/json
-    if (field.value.is_null()) continue;
+    if (field.key != "status") {
+      continue;  // last duplicate wins, as in encoding/json
+    }
+    if (field.value.is_null()) {
+      continue;
+    }
     simdjson::dom::object st;
     if (field.value.get_object().get(st)) {
       return absl::InvalidArgumentError(
@@ -244,14 +260,20 @@ absl::StatusOr<SubjectAccessReviewStatus> parseSubjectAccessReviewResponse(std::
         return absl::InvalidArgumentError(absl::StrCat(
             "invalid SubjectAccessReview response: wrong type for status.", std::string(name)));
       };
-      if (f.value.is_null()) continue;
+      if (f.value.is_null()) {
+        continue;
+      }
       if (f.key == "allowed" || f.key == "denied") {
         bool b;
-        if (f.value.get_bool().get(b)) return wrongType(f.key);
+        if (f.value.get_bool().get(b)) {
+          return wrongType(f.key);
+        }
         (f.key == "allowed" ? status.allowed : status.denied) = b;
       } else if (f.key == "reason" || f.key == "evaluationError") {
         std::string_view s;
-        if (f.value.get_string().get(s)) return wrongType(f.key);
+        if (f.value.get_string().get(s)) {
+          return wrongType(f.key);
+        }
         (f.key == "reason" ? status.reason : status.evaluationError) = std::string(s);
       }
     }

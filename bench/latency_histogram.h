@@ -26,7 +26,9 @@ class LatencyHistogram {
   uint64_t clamped() const { return clamped_; }
   uint64_t min() const { return count_ == 0 ? 0 : min_; }
   uint64_t max() const { return max_; }
-  double mean() const { return count_ == 0 ? 0.0 : static_cast<double>(sum_) / count_; }
+  double mean() const {
+    return count_ == 0 ? 0.0 : static_cast<double>(sum_) / static_cast<double>(count_);
+  }
 
   // The value at `percentile` (0..100]: the smallest recorded value v such that at least
   // percentile% of the records are <= v, reported as the midpoint of v's bucket (clamped to the

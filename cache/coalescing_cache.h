@@ -63,7 +63,9 @@ class CoalescingCache {
     size_t shards = std::max<size_t>(1, std::min(options.shards, std::max<size_t>(1, options.capacity)));
     size_t perShard = std::max<size_t>(1, (options.capacity + shards - 1) / shards);
     shards_.reserve(shards);
-    for (size_t i = 0; i < shards; ++i) shards_.push_back(std::make_unique<Shard>(perShard));
+    for (size_t i = 0; i < shards; ++i) {
+      shards_.push_back(std::make_unique<Shard>(perShard));
+    }
   }
 
   CoalescingCache(const CoalescingCache&) = delete;
@@ -110,7 +112,9 @@ class CoalescingCache {
         shard.inflight.erase(it);
       }
     }
-    if (waiters.empty()) return;
+    if (waiters.empty()) {
+      return;
+    }
     auto shared = std::make_shared<const Result>(std::move(result));
     for (Waiter& w : waiters) {
       if (w.dispatch) {
@@ -157,7 +161,9 @@ class CoalescingCache {
     std::optional<V> findLocked(std::string_view key, MonotonicClock::TimePoint now)
         ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
       auto it = index.find(toAbsl(key));
-      if (it == index.end()) return std::nullopt;
+      if (it == index.end()) {
+        return std::nullopt;
+      }
       if (it->second->expires <= now) {
         lru.erase(it->second);
         index.erase(it);

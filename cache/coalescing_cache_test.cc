@@ -58,7 +58,9 @@ TEST_F(CoalescingCacheTest, JoinersAreCalledBackThroughTheirDispatcher) {
   cache.complete("k", std::string("v"), 1s);
   ASSERT_EQ(posted.size(), 2u);
   EXPECT_TRUE(seen.empty());  // nothing runs on the completing thread
-  for (auto& fn : posted) fn();
+  for (auto& fn : posted) {
+    fn();
+  }
   EXPECT_EQ(seen, (std::vector<std::string>{"v", "v"}));
   EXPECT_EQ(cache.stats().misses, 1u);
   EXPECT_EQ(cache.stats().coalesced, 2u);
@@ -101,7 +103,9 @@ TEST_F(CoalescingCacheTest, LeastRecentlyUsedIsEvicted) {
 
 TEST_F(CoalescingCacheTest, CapacityIsSplitAcrossShards) {
   Cache cache({.capacity = 64, .shards = 16, .clock = &clock_});
-  for (int i = 0; i < 1000; ++i) cache.complete("k" + std::to_string(i), std::string("v"), 1h);
+  for (int i = 0; i < 1000; ++i) {
+    cache.complete("k" + std::to_string(i), std::string("v"), 1h);
+  }
   EXPECT_LE(cache.size(), 64u);
   EXPECT_GE(cache.size(), 16u);
 }
@@ -112,6 +116,7 @@ TEST_F(CoalescingCacheTest, ConcurrentLookupsElectOneLeaderPerKey) {
   constexpr int kKeys = 2000;
   std::atomic<int> leaders{0}, hits{0}, callbacks{0}, joined{0};
   std::vector<std::thread> threads;
+  threads.reserve(kThreads);
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < kKeys; ++i) {
@@ -137,7 +142,9 @@ TEST_F(CoalescingCacheTest, ConcurrentLookupsElectOneLeaderPerKey) {
       }
     });
   }
-  for (auto& th : threads) th.join();
+  for (auto& th : threads) {
+    th.join();
+  }
   EXPECT_EQ(leaders.load(), kKeys);
   EXPECT_EQ(hits.load() + joined.load(), (kThreads - 1) * kKeys);
   EXPECT_EQ(callbacks.load(), joined.load());

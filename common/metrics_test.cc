@@ -11,6 +11,7 @@ TEST(Metrics, CountersSumAcrossThreads) {
   MetricsRegistry registry;
   Counter& c = registry.counter("test_total", "A test counter.", "code=\"200\"");
   std::vector<std::thread> threads;
+  threads.reserve(4);
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&c] {
       for (int i = 0; i < 1000; ++i) {

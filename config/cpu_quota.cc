@@ -101,7 +101,8 @@ DefaultWorkers defaultWorkerCount(unsigned cores, const std::string& root) {
       std::vector<std::string> controllers = absl::StrSplit(fields[1], ',');
       if (std::find(controllers.begin(), controllers.end(), "cpu") != controllers.end()) {
         for (const std::string& hierarchy : {fields[1], std::string("cpu")}) {
-          for (const std::string& dir : cgroupDirs(mount + "/" + hierarchy, fields[2])) {
+          for (const std::string& dir :
+               cgroupDirs(absl::StrCat(mount, "/", hierarchy), fields[2])) {
             readV1(dir, best);
           }
         }

@@ -9,7 +9,9 @@
 namespace aaproxy {
 namespace {
 
-absl::StatusOr<CommandLine> parse(std::vector<std::string> args) { return parseCommandLine(args); }
+absl::StatusOr<CommandLine> parse(const std::vector<std::string>& args) {
+  return parseCommandLine(args);
+}
 
 TEST(Flags, DefaultsMatchUpstreamNames) {
   auto cl = parse({"--upstream", "http://127.0.0.1:8080"});

@@ -35,11 +35,21 @@ absl::StatusOr<std::string> readWholeFile(const std::string& path) {
 // ignored, anything else outside the alphabet is an error.
 std::optional<std::string> decodeStdBase64(std::string_view in) {
   auto value = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
+    if (c >= 'A' && c <= 'Z') {
+      return c - 'A';
+    }
+    if (c >= 'a' && c <= 'z') {
+      return c - 'a' + 26;
+    }
+    if (c >= '0' && c <= '9') {
+      return c - '0' + 52;
+    }
+    if (c == '+') {
+      return 62;
+    }
+    if (c == '/') {
+      return 63;
+    }
     return -1;
   };
   std::string clean;
@@ -76,8 +86,12 @@ std::optional<std::string> decodeStdBase64(std::string_view in) {
       acc = (acc << 6) | static_cast<uint32_t>(v);
     }
     out.push_back(static_cast<char>((acc >> 16) & 0xff));
-    if (pad < 2) out.push_back(static_cast<char>((acc >> 8) & 0xff));
-    if (pad < 1) out.push_back(static_cast<char>(acc & 0xff));
+    if (pad < 2) {
+      out.push_back(static_cast<char>((acc >> 8) & 0xff));
+    }
+    if (pad < 1) {
+      out.push_back(static_cast<char>(acc & 0xff));
+    }
   }
   return out;
 }
@@ -215,9 +229,13 @@ absl::StatusOr<std::string> dataOrFile(const YAML::Node& map, const std::string&
                                        const std::string& data_key, const std::string& file_key,
                                        const std::string& dir) {
   absl::StatusOr<std::string> data = stringField(map, data_key, where);
-  if (!data.ok()) return data.status();
+  if (!data.ok()) {
+    return data.status();
+  }
   absl::StatusOr<std::string> file = stringField(map, file_key, where);
-  if (!file.ok()) return file.status();
+  if (!file.ok()) {
+    return file.status();
+  }
   if (!data->empty() && !file->empty()) {
     return absl::InvalidArgumentError(
         absl::StrCat(where, ": both ", data_key, " and ", file_key, " are specified"));
@@ -250,7 +268,9 @@ absl::StatusOr<std::shared_ptr<const KubeClientConfig>> parseKubeconfig(
   std::string context_name = context;
   if (context_name.empty()) {
     absl::StatusOr<std::string> current = stringField(root, "current-context", "");
-    if (!current.ok()) return current.status();
+    if (!current.ok()) {
+      return current.status();
+    }
     context_name = *current;
   }
   if (context_name.empty()) {
@@ -258,28 +278,38 @@ absl::StatusOr<std::shared_ptr<const KubeClientConfig>> parseKubeconfig(
   }
   absl::StatusOr<std::optional<NamedEntry>> ctx =
       findNamed(root, "contexts", "context", context_name);
-  if (!ctx.ok()) return ctx.status();
+  if (!ctx.ok()) {
+    return ctx.status();
+  }
   if (!ctx->has_value()) {
     return absl::InvalidArgumentError(absl::StrCat("context \"", context_name, "\" not found"));
   }
   absl::StatusOr<std::string> cluster_name = stringField((*ctx)->body, "cluster", (*ctx)->field);
-  if (!cluster_name.ok()) return cluster_name.status();
+  if (!cluster_name.ok()) {
+    return cluster_name.status();
+  }
   absl::StatusOr<std::string> user_name = stringField((*ctx)->body, "user", (*ctx)->field);
-  if (!user_name.ok()) return user_name.status();
+  if (!user_name.ok()) {
+    return user_name.status();
+  }
 
   auto config = std::make_shared<KubeClientConfig>();
   config->source = absl::StrCat("kubeconfig ", path, " (context ", context_name, ")");
 
   absl::StatusOr<std::optional<NamedEntry>> cluster =
       findNamed(root, "clusters", "cluster", *cluster_name);
-  if (!cluster.ok()) return cluster.status();
+  if (!cluster.ok()) {
+    return cluster.status();
+  }
   if (!cluster->has_value()) {
     return absl::InvalidArgumentError(
         absl::StrCat((*ctx)->field, ".cluster: cluster \"", *cluster_name, "\" not found"));
   }
   const NamedEntry& c = **cluster;
   absl::StatusOr<std::string> server = stringField(c.body, "server", c.field);
-  if (!server.ok()) return server.status();
+  if (!server.ok()) {
+    return server.status();
+  }
   if (server->empty()) {
     return absl::InvalidArgumentError(absl::StrCat(c.field, ".server: no server found"));
   }
@@ -287,14 +317,20 @@ absl::StatusOr<std::shared_ptr<const KubeClientConfig>> parseKubeconfig(
     return absl::InvalidArgumentError(absl::StrCat(c.field, ".server: ", s.message()));
   }
   absl::StatusOr<std::string> sni = stringField(c.body, "tls-server-name", c.field);
-  if (!sni.ok()) return sni.status();
+  if (!sni.ok()) {
+    return sni.status();
+  }
   config->tls_server_name = *sni;
   absl::StatusOr<bool> insecure = boolField(c.body, "insecure-skip-tls-verify", c.field);
-  if (!insecure.ok()) return insecure.status();
+  if (!insecure.ok()) {
+    return insecure.status();
+  }
   config->insecure_skip_tls_verify = *insecure;
   absl::StatusOr<std::string> ca =
       dataOrFile(c.body, c.field, "certificate-authority-data", "certificate-authority", dir);
-  if (!ca.ok()) return ca.status();
+  if (!ca.ok()) {
+    return ca.status();
+  }
   config->ca_pem = *ca;
   if (config->insecure_skip_tls_verify && !config->ca_pem.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -304,7 +340,9 @@ absl::StatusOr<std::shared_ptr<const KubeClientConfig>> parseKubeconfig(
   // A context without a user is allowed (anonymous client).
   if (!user_name->empty()) {
     absl::StatusOr<std::optional<NamedEntry>> user = findNamed(root, "users", "user", *user_name);
-    if (!user.ok()) return user.status();
+    if (!user.ok()) {
+      return user.status();
+    }
     if (!user->has_value()) {
       return absl::InvalidArgumentError(
           absl::StrCat((*ctx)->field, ".user: user \"", *user_name, "\" not found"));
@@ -318,10 +356,14 @@ absl::StatusOr<std::shared_ptr<const KubeClientConfig>> parseKubeconfig(
     }
     absl::StatusOr<std::string> cert =
         dataOrFile(u.body, u.field, "client-certificate-data", "client-certificate", dir);
-    if (!cert.ok()) return cert.status();
+    if (!cert.ok()) {
+      return cert.status();
+    }
     absl::StatusOr<std::string> key =
         dataOrFile(u.body, u.field, "client-key-data", "client-key", dir);
-    if (!key.ok()) return key.status();
+    if (!key.ok()) {
+      return key.status();
+    }
     if (!cert->empty() && key->empty()) {
       return absl::InvalidArgumentError(absl::StrCat(
           u.field, ": client-key-data or client-key must be specified to use client-certificate"));
@@ -334,9 +376,13 @@ absl::StatusOr<std::shared_ptr<const KubeClientConfig>> parseKubeconfig(
     config->client_cert_pem = *cert;
     config->client_key_pem = *key;
     absl::StatusOr<std::string> token = stringField(u.body, "token", u.field);
-    if (!token.ok()) return token.status();
+    if (!token.ok()) {
+      return token.status();
+    }
     absl::StatusOr<std::string> token_file = stringField(u.body, "tokenFile", u.field);
-    if (!token_file.ok()) return token_file.status();
+    if (!token_file.ok()) {
+      return token_file.status();
+    }
     // As client-go: an inline token wins for the first request, and a tokenFile is still re-read.
     if (!token_file->empty()) {
       config->bearer_token_file = resolveAgainst(dir, *token_file);
@@ -387,8 +433,12 @@ absl::StatusOr<std::shared_ptr<const KubeClientConfig>> loadKubeconfig(const std
 
 InClusterEnvironment InClusterEnvironment::fromProcess() {
   InClusterEnvironment env;
-  if (const char* h = std::getenv("KUBERNETES_SERVICE_HOST")) env.service_host = h;
-  if (const char* p = std::getenv("KUBERNETES_SERVICE_PORT")) env.service_port = p;
+  if (const char* h = std::getenv("KUBERNETES_SERVICE_HOST")) {
+    env.service_host = h;
+  }
+  if (const char* p = std::getenv("KUBERNETES_SERVICE_PORT")) {
+    env.service_port = p;
+  }
   return env;
 }
 

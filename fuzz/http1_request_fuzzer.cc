@@ -71,9 +71,17 @@ struct Outcome {
 std::string describe(const Outcome& o) {
   std::string out;
   auto head = [&out](const Message& m) {
-    out += m.method + " " + m.target + (m.chunked ? " chunked" : "") +
-           (m.upgrade ? " upgrade" : "") + (m.keep_alive ? " keep-alive" : "") +
-           (m.content_length ? " length=" + std::to_string(*m.content_length) : "") + " {";
+    out += m.method;
+    out += ' ';
+    out += m.target;
+    out += m.chunked ? " chunked" : "";
+    out += m.upgrade ? " upgrade" : "";
+    out += m.keep_alive ? " keep-alive" : "";
+    if (m.content_length) {
+      out += " length=";
+      out += std::to_string(*m.content_length);
+    }
+    out += " {";
     for (const auto& [name, value] : m.headers) {
       out += name + ": " + value + "; ";
     }

@@ -297,6 +297,7 @@ class Session {
                           nghttp2_data_source* source, void*) {
     auto* stream = static_cast<Stream*>(source->ptr);
     size_t n = std::min(length, stream->response_body.size() - stream->response_sent);
+    // NOLINTNEXTLINE(bugprone-not-null-terminated-result): DATA frame bytes, not a C string.
     std::memcpy(buf, stream->response_body.data() + stream->response_sent, n);
     stream->response_sent += n;
     if (stream->response_sent == stream->response_body.size()) {

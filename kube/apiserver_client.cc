@@ -41,7 +41,9 @@ bool hasLineBreak(std::string_view s) { return s.find_first_of("\r\n") != std::s
 // Retry-After in whole seconds, as apimachinery reads it; nullopt when absent or malformed.
 std::optional<int> retryAfterSeconds(const HeaderMap& headers) {
   std::optional<std::string_view> value = headers.get("Retry-After");
-  if (!value) return std::nullopt;
+  if (!value) {
+    return std::nullopt;
+  }
   int seconds = 0;
   if (!absl::SimpleAtoi(absl::string_view(value->data(), value->size()), &seconds) || seconds < 0) {
     return std::nullopt;
@@ -246,18 +248,26 @@ class ApiServerClient::Connection {
 
   int onHeadersComplete() {
     flushHeader();
-    if (active_ == nullptr) return -1;
+    if (active_ == nullptr) {
+      return -1;
+    }
     active_->response.status = parser_.status_code;
     client_.onResponseHead(*active_);
-    if (closed_ || active_ == nullptr) return -1;  // cancelled from a handler
+    if (closed_ || active_ == nullptr) {
+      return -1;  // cancelled from a handler
+    }
     return skip_body_ ? 1 : 0;
   }
 
   int onBody(const char* at, size_t len) {
-    if (active_ == nullptr) return -1;
+    if (active_ == nullptr) {
+      return -1;
+    }
     Exchange& ex = *active_;
     if (ex.streaming && ex.headers_delivered) {
-      if (ex.handlers.on_data) ex.handlers.on_data(std::string_view(at, len));
+      if (ex.handlers.on_data) {
+        ex.handlers.on_data(std::string_view(at, len));
+      }
       return (closed_ || active_ == nullptr) ? -1 : 0;
     }
     if (ex.response.body.size() + len > client_.options_.max_response_bytes) {
@@ -276,15 +286,20 @@ class ApiServerClient::Connection {
   void onRead() {
     evbuffer* in = bufferevent_get_input(bev_);
     size_t len = evbuffer_get_length(in);
-    if (closed_ || len == 0) return;
+    if (closed_ || len == 0) {
+      return;
+    }
     if (active_ == nullptr) {
       client_.closeConnection(*this);  // bytes nobody asked for: the connection is unusable
       return;
     }
     received_bytes_ = true;
-    const char* data = reinterpret_cast<const char*>(evbuffer_pullup(in, len));
+    const char* data =
+        reinterpret_cast<const char*>(evbuffer_pullup(in, static_cast<ev_ssize_t>(len)));
     size_t parsed = http_parser_execute(&parser_, &settings(), data, len);
-    if (closed_) return;
+    if (closed_) {
+      return;
+    }
     evbuffer_drain(in, parsed);
     afterParse(evbuffer_get_length(in) == 0, /*at_eof=*/false);
   }
@@ -311,13 +326,17 @@ class ApiServerClient::Connection {
                                      client_.server_label_,
                                      ": malformed HTTP response: ", http_errno_description(err)));
       client_.closeConnection(*this);
-      if (ex != nullptr) client_.onAttemptFailed(*ex, error, /*retriable=*/false, false);
+      if (ex != nullptr) {
+        client_.onAttemptFailed(*ex, error, /*retriable=*/false, false);
+      }
     }
   }
 
   void onEvent(short what) {
     const int socket_error = EVUTIL_SOCKET_ERROR();
-    if (closed_) return;
+    if (closed_) {
+      return;
+    }
     if (what & BEV_EVENT_CONNECTED) {
       // TCP and TLS are up. From now on servers may close without close_notify: a body framed by
       // length or chunks is complete regardless, and an unframed one ends at EOF anyway. (Before
@@ -344,11 +363,17 @@ class ApiServerClient::Connection {
     while (unsigned long e = bufferevent_get_openssl_error(bev_)) {
       // libevent also queues bare SSL_get_error() codes (library 0) for socket-level failures;
       // those are reported through errno below.
-      if (ERR_GET_LIB(e) == 0) continue;
-      if (ERR_GET_REASON(e) == SSL_R_CERTIFICATE_VERIFY_FAILED) verify_failed = true;
+      if (ERR_GET_LIB(e) == 0) {
+        continue;
+      }
+      if (ERR_GET_REASON(e) == SSL_R_CERTIFICATE_VERIFY_FAILED) {
+        verify_failed = true;
+      }
       char buf[256];
       ERR_error_string_n(e, buf, sizeof(buf));
-      if (!tls_errors.empty()) tls_errors += "; ";
+      if (!tls_errors.empty()) {
+        tls_errors += "; ";
+      }
       tls_errors += buf;
     }
     absl::Status error;
@@ -366,6 +391,7 @@ class ApiServerClient::Connection {
       error = absl::UnavailableError(
           absl::StrCat(client_.server_label_,
                        ": dns: ", evutil_gai_strerror(bufferevent_socket_get_dns_error(bev_))));
+      // NOLINTNEXTLINE(bugprone-branch-clone): the ECONNRESET branch repeats it after !connected_.
     } else if ((what & BEV_EVENT_ERROR) && socket_error != 0) {
       error = absl::UnavailableError(
           absl::StrCat(client_.server_label_, ": ", evutil_socket_error_to_string(socket_error)));
@@ -384,7 +410,9 @@ class ApiServerClient::Connection {
     // A pooled connection the server closed while idle: retry at once on a fresh one.
     const bool stale = ex != nullptr && reused_ && !received_bytes_;
     client_.closeConnection(*this);
-    if (ex != nullptr) client_.onAttemptFailed(*ex, error, retriable, stale);
+    if (ex != nullptr) {
+      client_.onAttemptFailed(*ex, error, retriable, stale);
+    }
   }
 
   ApiServerClient& client_;
@@ -432,8 +460,12 @@ ApiServerClient::~ApiServerClient() {
   idle_.clear();
   connections_.clear();
   graveyard_.clear();
-  if (cleanup_event_ != nullptr) event_free(cleanup_event_);
-  if (dns_ != nullptr) evdns_base_free(dns_, 0);
+  if (cleanup_event_ != nullptr) {
+    event_free(cleanup_event_);
+  }
+  if (dns_ != nullptr) {
+    evdns_base_free(dns_, 0);
+  }
 }
 
 void ApiServerClient::scheduleCleanup() { event_active(cleanup_event_, 0, 0); }
@@ -491,9 +523,13 @@ uint64_t ApiServerClient::startExchange(std::unique_ptr<Exchange> exchange) {
 
 void ApiServerClient::cancel(StreamId id) {
   auto it = exchanges_.find(id);
-  if (it == exchanges_.end()) return;
+  if (it == exchanges_.end()) {
+    return;
+  }
   Exchange& ex = *it->second;
-  if (ex.conn != nullptr) closeConnection(*ex.conn);
+  if (ex.conn != nullptr) {
+    closeConnection(*ex.conn);
+  }
   ex.timeout_timer.reset();
   ex.retry_timer.reset();
   finished_.push_back(std::move(it->second));
@@ -505,8 +541,12 @@ std::string ApiServerClient::serializeRequest(const Exchange& ex) {
   const KubeClientConfig& config = transport_->config();
   std::string out = absl::StrCat(ex.method, " ", config.path_prefix, ex.path,
                                  " HTTP/1.1\r\nHost: ", host_header_, "\r\n");
-  if (!ex.headers.has("User-Agent")) out += "User-Agent: aa-proxy\r\n";
-  if (!ex.headers.has("Accept")) out += "Accept: application/json\r\n";
+  if (!ex.headers.has("User-Agent")) {
+    out += "User-Agent: aa-proxy\r\n";
+  }
+  if (!ex.headers.has("Accept")) {
+    out += "Accept: application/json\r\n";
+  }
   if (!ex.body.empty() && !ex.headers.has("Content-Type")) {
     out += "Content-Type: application/json\r\n";
   }
@@ -515,7 +555,9 @@ std::string ApiServerClient::serializeRequest(const Exchange& ex) {
   }
   if (!ex.headers.has("Authorization")) {
     std::string token = transport_->tokens().token();
-    if (!token.empty()) absl::StrAppend(&out, "Authorization: Bearer ", token, "\r\n");
+    if (!token.empty()) {
+      absl::StrAppend(&out, "Authorization: Bearer ", token, "\r\n");
+    }
   }
   for (const Header& h : ex.headers.entries()) {
     absl::StrAppend(&out, h.name, ": ", h.value, "\r\n");
@@ -611,7 +653,9 @@ void ApiServerClient::releaseConnection(Connection& conn, bool reusable) {
 }
 
 void ApiServerClient::onTimeout(Exchange& ex) {
-  if (ex.conn != nullptr) closeConnection(*ex.conn);
+  if (ex.conn != nullptr) {
+    closeConnection(*ex.conn);
+  }
   finish(ex, absl::DeadlineExceededError(
                  absl::StrCat(server_label_, ": ", ex.method, " ", ex.path, ": no ",
                               ex.streaming ? "response headers" : "complete response", " within ",
@@ -644,10 +688,14 @@ void ApiServerClient::onAttemptFailed(Exchange& ex, absl::Status error, bool ret
 }
 
 void ApiServerClient::onResponseHead(Exchange& ex) {
-  if (!ex.streaming) return;
+  if (!ex.streaming) {
+    return;
+  }
   ex.timeout_timer.reset();  // a watch lasts as long as the server keeps it open
   ex.headers_delivered = true;
-  if (ex.handlers.on_headers) ex.handlers.on_headers(ex.response.status, ex.response.headers);
+  if (ex.handlers.on_headers) {
+    ex.handlers.on_headers(ex.response.status, ex.response.headers);
+  }
 }
 
 void ApiServerClient::onResponseComplete(Exchange& ex, Connection& conn, bool reusable) {
@@ -680,10 +728,14 @@ void ApiServerClient::finish(Exchange& ex, absl::Status status) {
 
 void ApiServerClient::finishWith(Exchange& ex, absl::Status status, ApiResponse* response) {
   auto it = exchanges_.find(ex.id);
-  if (it == exchanges_.end()) return;
+  if (it == exchanges_.end()) {
+    return;
+  }
   std::unique_ptr<Exchange> owned = std::move(it->second);
   exchanges_.erase(it);
-  if (owned->conn != nullptr) closeConnection(*owned->conn);
+  if (owned->conn != nullptr) {
+    closeConnection(*owned->conn);
+  }
   owned->timeout_timer.reset();
   owned->retry_timer.reset();
   // Freed on the next loop turn: parser callbacks up the stack may still refer to it.

@@ -151,8 +151,12 @@ class LineBuffer {
     size_t start = 0;
     for (size_t nl; (nl = pending_.find('\n', start)) != std::string::npos; start = nl + 1) {
       std::string_view line(pending_.data() + start, nl - start);
-      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-      if (!line.empty()) on_line(line);
+      if (!line.empty() && line.back() == '\r') {
+        line.remove_suffix(1);
+      }
+      if (!line.empty()) {
+        on_line(line);
+      }
     }
     pending_.erase(0, start);
   }

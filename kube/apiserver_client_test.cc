@@ -39,7 +39,7 @@ class ApiServerClientTest : public ::testing::Test {
  protected:
   void SetUp() override { SetUpServer({}); }
 
-  void SetUpServer(FakeApiServerProcess::Options options) {
+  void SetUpServer(const FakeApiServerProcess::Options& options) {
     base_ = event_base_new();
     absl::StatusOr<std::unique_ptr<FakeApiServerProcess>> server =
         FakeApiServerProcess::start(options);
@@ -50,14 +50,16 @@ class ApiServerClientTest : public ::testing::Test {
   void TearDown() override {
     clients_.clear();
     transports_.clear();
-    if (base_ != nullptr) event_base_free(base_);
+    if (base_ != nullptr) {
+      event_base_free(base_);
+    }
   }
 
   ApiServerClient& makeClient(std::shared_ptr<KubeClientConfig> config,
                               ApiServerClientOptions options = fastOptions(),
                               KubeTransport::Options transport_options = {}) {
     absl::StatusOr<std::shared_ptr<KubeTransport>> transport =
-        KubeTransport::create(std::move(config), transport_options);
+        KubeTransport::create(std::move(config), std::move(transport_options));
     EXPECT_TRUE(transport.ok()) << transport.status();
     transports_.push_back(*transport);
     clients_.push_back(std::make_unique<ApiServerClient>(base_, *transport, options));
@@ -336,7 +338,7 @@ TEST_F(ApiServerClientTest, StreamDeliversWatchEventsUntilCancelled) {
            [&](std::string_view data) {
              lines.append(data, [&](std::string_view line) { events.emplace_back(line); });
            },
-       .on_end = [&](absl::Status) { ended = true; }});
+       .on_end = [&](const absl::Status&) { ended = true; }});
   ASSERT_TRUE(runUntil([&] { return events.size() >= 1; }));
   EXPECT_EQ(status, 200);
   EXPECT_TRUE(absl::StartsWith(events[0], R"({"type": "ADDED")")) << events[0];
@@ -359,7 +361,7 @@ TEST_F(ApiServerClientTest, StreamEndsWithOkWhenTheServerEndsIt) {
   ApiServerClient& client = makeClient(server_->clientConfig());
   std::optional<absl::Status> end;
   client.stream("GET", absl::StrCat(kWatchPath, "&timeoutSeconds=1"), {},
-                {.on_end = [&](absl::Status s) { end = s; }});
+                {.on_end = [&](const absl::Status& s) { end = s; }});
   ASSERT_TRUE(runUntil([&] { return end.has_value(); }));
   EXPECT_TRUE(end->ok()) << *end;
 }
@@ -433,7 +435,9 @@ TEST_F(ApiServerClientTest, UnauthorizedDropsTheCachedTokenAsClientGoDoes) {
   // request that first read it does not count; the next 401 does.
   std::vector<int> statuses;
   for (int i = 0; i < 3; ++i) {
-    if (i == 1) testing::writeFileAtomically(token_file, "token-2");
+    if (i == 1) {
+      testing::writeFileAtomically(token_file, "token-2");
+    }
     absl::StatusOr<ApiResponse> r = send(client, "GET", kConfigMapPath);
     ASSERT_TRUE(r.ok()) << r.status();
     statuses.push_back(r->status);
@@ -508,7 +512,7 @@ TEST_F(ApiServerClientTest, DestroyingTheClientDropsPendingCallbacks) {
   ApiServerClient& client = makeClient(server_->clientConfig());
   bool called = false;
   client.request("GET", kConfigMapPath, "", {},
-                 [&](absl::StatusOr<ApiResponse>) { called = true; });
+                 [&](const absl::StatusOr<ApiResponse>&) { called = true; });
   runUntil([] { return false; }, absl::Milliseconds(50));
   clients_.clear();
   runUntil([] { return false; }, absl::Milliseconds(500));

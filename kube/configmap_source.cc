@@ -54,9 +54,15 @@ ConfigMapSource::ConfigMapSource(ApiServerClient& client, ConfigMapSourceOptions
 
 ConfigMapSource::~ConfigMapSource() {
   *alive_ = false;
-  if (watch_) client_.cancel(*watch_);
-  if (resync_timer_ != nullptr) event_free(resync_timer_);
-  if (rewatch_timer_ != nullptr) event_free(rewatch_timer_);
+  if (watch_) {
+    client_.cancel(*watch_);
+  }
+  if (resync_timer_ != nullptr) {
+    event_free(resync_timer_);
+  }
+  if (rewatch_timer_ != nullptr) {
+    event_free(rewatch_timer_);
+  }
 }
 
 void ConfigMapSource::log(std::string_view message) const {
@@ -77,13 +83,19 @@ std::string ConfigMapSource::watchPath() const {
   std::string path =
       absl::StrCat("/api/v1/namespaces/", options_.namespace_name,
                    "/configmaps?fieldSelector=", fieldSelector(options_.name), "&watch=true");
-  if (!resource_version_.empty()) absl::StrAppend(&path, "&resourceVersion=", resource_version_);
+  if (!resource_version_.empty()) {
+    absl::StrAppend(&path, "&resourceVersion=", resource_version_);
+  }
   return path;
 }
 
 void ConfigMapSource::apply(ParsedConfigMap parsed, std::string_view origin) {
-  if (!parsed.resource_version.empty()) resource_version_ = parsed.resource_version;
-  if (current_.has_value() && *current_ == parsed.data) return;
+  if (!parsed.resource_version.empty()) {
+    resource_version_ = parsed.resource_version;
+  }
+  if (current_.has_value() && *current_ == parsed.data) {
+    return;
+  }
   current_ = std::move(parsed.data);
   ++stats_.updates;
   log(absl::StrCat("loaded new data (", std::string(origin), ", resourceVersion ",
@@ -98,7 +110,9 @@ void ConfigMapSource::list(std::function<void(absl::Status)> done) {
   client_.request(
       "GET", objectPath(), "", {},
       [this, alive, done = std::move(done)](absl::StatusOr<ApiResponse> r) {
-        if (alive.expired() || !*alive.lock()) return;
+        if (alive.expired() || !*alive.lock()) {
+          return;
+        }
         if (!r.ok()) {
           done(r.status());
           return;
@@ -129,7 +143,7 @@ void ConfigMapSource::list(std::function<void(absl::Status)> done) {
 }
 
 void ConfigMapSource::start(std::function<void(absl::Status)> started) {
-  list([this, started = std::move(started)](absl::Status status) {
+  list([this, started = std::move(started)](const absl::Status& status) {
     if (!status.ok()) {
       if (!options_.tolerate_lookup_failure) {
         started(absl::Status(status.code(), absl::StrCat("unable to load configmap based "
@@ -156,7 +170,9 @@ void ConfigMapSource::startWatch() {
       {.on_headers = [status_code](int status, const HeaderMap&) { *status_code = status; },
        .on_data =
            [this, status_code](std::string_view data) {
-             if (*status_code != 200) return;
+             if (*status_code != 200) {
+               return;
+             }
              watch_lines_.append(data, [this](std::string_view line) { onWatchLine(line); });
            },
        .on_end =
@@ -169,7 +185,9 @@ void ConfigMapSource::startWatch() {
 }
 
 void ConfigMapSource::onWatchLine(std::string_view line) {
-  if (!watch_) return;  // cancelled by an earlier line of the same chunk
+  if (!watch_) {
+    return;  // cancelled by an earlier line of the same chunk
+  }
   simdjson::dom::parser parser;
   simdjson::dom::element event;
   std::string_view type;
@@ -191,7 +209,9 @@ void ConfigMapSource::onWatchLine(std::string_view line) {
     scheduleRewatch();
     return;
   }
-  if (type == "BOOKMARK") return;
+  if (type == "BOOKMARK") {
+    return;
+  }
   absl::StatusOr<ParsedConfigMap> parsed = parseConfigMapJson(simdjson::to_string(object));
   if (!parsed.ok()) {
     log(absl::StrCat("watch: ", parsed.status().message(), "; keeping the last good data"));
@@ -206,9 +226,11 @@ void ConfigMapSource::onWatchLine(std::string_view line) {
   apply(*std::move(parsed), "watch");
 }
 
-void ConfigMapSource::onWatchEnd(absl::Status status) {
+void ConfigMapSource::onWatchEnd(const absl::Status& status) {
   watch_.reset();
-  if (!status.ok()) log(absl::StrCat("watch ended: ", status.message()));
+  if (!status.ok()) {
+    log(absl::StrCat("watch ended: ", status.message()));
+  }
   scheduleRewatch();
 }
 
@@ -219,14 +241,16 @@ void ConfigMapSource::scheduleRewatch() {
         [](evutil_socket_t, short, void* arg) {
           auto* self = static_cast<ConfigMapSource*>(arg);
           // Re-list first so that nothing missed while not watching is lost.
-          self->list([self](absl::Status status) {
+          self->list([self](const absl::Status& status) {
             if (!status.ok()) self->log(absl::StrCat("re-list failed: ", status.message()));
             if (!self->watch_) self->startWatch();
           });
         },
         this);
   }
-  if (evtimer_pending(rewatch_timer_, nullptr)) return;
+  if (evtimer_pending(rewatch_timer_, nullptr)) {
+    return;
+  }
   timeval tv = absl::ToTimeval(options_.rewatch_delay);
   evtimer_add(rewatch_timer_, &tv);
 }
@@ -237,7 +261,7 @@ void ConfigMapSource::scheduleResync() {
         client_.base(), -1, EV_PERSIST,
         [](evutil_socket_t, short, void* arg) {
           auto* self = static_cast<ConfigMapSource*>(arg);
-          self->list([self](absl::Status status) {
+          self->list([self](const absl::Status& status) {
             if (!status.ok()) {
               self->log(absl::StrCat("resync failed: ", status.message(),
                                      "; keeping the last good data"));

@@ -70,7 +70,7 @@ class ConfigMapSource {
   void list(std::function<void(absl::Status)> done);
   void startWatch();
   void onWatchLine(std::string_view line);
-  void onWatchEnd(absl::Status status);
+  void onWatchEnd(const absl::Status& status);
   void scheduleRewatch();
   void scheduleResync();
   void apply(ParsedConfigMap parsed, std::string_view origin);

@@ -71,7 +71,7 @@ class ConfigMapSourceTest : public ::testing::Test {
     source_ = std::make_unique<ConfigMapSource>(
         *client_, options, [this](const ConfigMapData& d) { updates_.push_back(d); });
     std::optional<absl::Status> started;
-    source_->start([&](absl::Status s) { started = s; });
+    source_->start([&](const absl::Status& s) { started = s; });
     EXPECT_TRUE(runUntil([&] { return started.has_value(); }));
     return started.value_or(absl::DeadlineExceededError("test: not started"));
   }
@@ -82,7 +82,9 @@ class ConfigMapSourceTest : public ::testing::Test {
         base_, -1, EV_PERSIST, [](evutil_socket_t, short, void*) {}, nullptr);
     timeval tv{0, 10000};
     event_add(tick, &tv);
-    while (!done() && absl::Now() < deadline) event_base_loop(base_, EVLOOP_ONCE);
+    while (!done() && absl::Now() < deadline) {
+      event_base_loop(base_, EVLOOP_ONCE);
+    }
     event_free(tick);
     return done();
   }

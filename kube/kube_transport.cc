@@ -22,7 +22,9 @@ std::string opensslErrors() {
   while (unsigned long e = ERR_get_error()) {
     char buf[256];
     ERR_error_string_n(e, buf, sizeof(buf));
-    if (!out.empty()) out += "; ";
+    if (!out.empty()) {
+      out += "; ";
+    }
     out += buf;
   }
   return out.empty() ? "unknown error" : out;
@@ -40,7 +42,9 @@ absl::Status loadCaBundle(SSL_CTX* ctx, const std::string& pem) {
   while (true) {
     std::unique_ptr<X509, X509Deleter> cert(
         PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
-    if (!cert) break;
+    if (!cert) {
+      break;
+    }
     if (X509_STORE_add_cert(store, cert.get()) != 1) {
       return absl::InvalidArgumentError(absl::StrCat("certificate-authority: ", opensslErrors()));
     }
@@ -139,7 +143,7 @@ void BearerTokenSource::resetTokenOlderThan(absl::Time t) {
 }
 
 absl::StatusOr<std::shared_ptr<KubeTransport>> KubeTransport::create(
-    std::shared_ptr<const KubeClientConfig> config, Options options) {
+    std::shared_ptr<const KubeClientConfig> config, const Options& options) {
   SslCtxPtr ctx(SSL_CTX_new(TLS_client_method()));
   if (!ctx) {
     return absl::InternalError(absl::StrCat("SSL_CTX_new: ", opensslErrors()));

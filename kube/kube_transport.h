@@ -60,7 +60,7 @@ class KubeTransport {
   // Builds the SSL_CTX: CA from the config (else the system store) unless insecure-skip-tls-verify,
   // the client certificate and key when given, TLS >= 1.2, ALPN http/1.1.
   static absl::StatusOr<std::shared_ptr<KubeTransport>> create(
-      std::shared_ptr<const KubeClientConfig> config, Options options);
+      std::shared_ptr<const KubeClientConfig> config, const Options& options);
   static absl::StatusOr<std::shared_ptr<KubeTransport>> create(
       std::shared_ptr<const KubeClientConfig> config) {
     return create(std::move(config), Options());

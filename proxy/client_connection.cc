@@ -810,9 +810,7 @@ void ClientConnection::onResponseComplete() {
 
 void ClientConnection::onRequestComplete() {
   request_complete_ = true;
-  if (phase_ == Phase::kRespondingLocally) {
-    finishCycle();
-  } else if (phase_ == Phase::kForwarding && response_complete_) {
+  if (phase_ == Phase::kRespondingLocally || (phase_ == Phase::kForwarding && response_complete_)) {
     finishCycle();
   }
 }

@@ -175,11 +175,21 @@ bool matchesAnyPattern(const std::vector<std::string>& patterns, std::string_vie
 
 // kube-rbac-proxy's verb for fixed resource attributes (HEAD reads like GET, as in RequestInfo).
 std::string resourceAttributesVerb(std::string_view method) {
-  if (method == "GET" || method == "HEAD") return "get";
-  if (method == "POST") return "create";
-  if (method == "PUT") return "update";
-  if (method == "PATCH") return "patch";
-  if (method == "DELETE") return "delete";
+  if (method == "GET" || method == "HEAD") {
+    return "get";
+  }
+  if (method == "POST") {
+    return "create";
+  }
+  if (method == "PUT") {
+    return "update";
+  }
+  if (method == "PATCH") {
+    return "patch";
+  }
+  if (method == "DELETE") {
+    return "delete";
+  }
   return "*";
 }
 

@@ -222,9 +222,7 @@ void buildDownstreamResponse(const ResponseHead& upstream, const RequestHead& re
   const bool switching = upstream.status == 101;
   const bool http11 = request.http_major == 1 && request.http_minor >= 1;
   bool close = !client_keep_alive;
-  if (switching || upstream.status / 100 == 1) {
-    result.framing = BodyFraming::kNone;
-  } else if (!body_allowed) {
+  if (switching || upstream.status / 100 == 1 || !body_allowed) {
     result.framing = BodyFraming::kNone;  // HEAD, 204, 304: headers (incl. Content-Length) as sent
   } else if (upstream.content_length.has_value()) {
     result.framing = BodyFraming::kContentLength;

@@ -314,7 +314,8 @@ int run(int argc, char** argv) {
           AA_LOG(I) << "loaded kube-system/extension-apiserver-authentication";
         });
     std::promise<absl::Status> started;
-    control.post([&] { configmap->start([&started](absl::Status s) { started.set_value(s); }); });
+    control.post(
+        [&] { configmap->start([&started](const absl::Status& s) { started.set_value(s); }); });
     absl::Status s = started.get_future().get();
     if (!s.ok()) {
       control.stop();

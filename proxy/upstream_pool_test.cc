@@ -40,7 +40,7 @@ class TlsTestServer {
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    EXPECT_EQ(bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
     listen(listener_, 16);
     socklen_t len = sizeof(addr);
     getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &len);
@@ -356,7 +356,7 @@ TEST_F(UpstreamPoolTlsTest, RefusedConnectionSaysWhy) {
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(probe, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  ASSERT_EQ(bind(probe, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
   socklen_t len = sizeof(addr);
   getsockname(probe, reinterpret_cast<sockaddr*>(&addr), &len);
   close(probe);  // a port nobody listens on

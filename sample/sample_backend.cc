@@ -532,7 +532,7 @@ void Connection::writeTrailers(const Route& route) {
   writeChunk(route.body);
   std::string last = "0\r\n";
   for (const auto& [name, value] : route.trailers) {
-    last += name + ": " + value + "\r\n";
+    last.append(name).append(": ").append(value).append("\r\n");
   }
   last += "\r\n";
   evbuffer_add(output(), last.data(), last.size());

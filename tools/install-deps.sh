@@ -6,7 +6,7 @@ packages=(
   bazel-bootstrap bazel-rules-java g++ libevent-dev libssl-dev libsimdjson-dev libabsl-dev
   libgtest-dev libgmock-dev libyaml-cpp-dev libhttp-parser-dev libbenchmark-dev
   python3 curl openssl nginx-light ca-certificates
-  etcd-server libnghttp2-dev nghttp2-client clang-14 libclang-rt-14-dev valgrind
+  etcd-server libnghttp2-dev nghttp2-client clang-14 libclang-rt-14-dev clang-tidy-14 valgrind
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -24,16 +24,21 @@ namespace aaproxy::testing {
 
 std::string RecordedRequest::header(std::string_view name) const {
   for (const auto& [k, v] : headers) {
-    if (absl::EqualsIgnoreCase(k, absl::string_view(name.data(), name.size()))) return v;
+    if (absl::EqualsIgnoreCase(k, absl::string_view(name.data(), name.size()))) {
+      return v;
+    }
   }
   return "";
 }
 
-absl::StatusOr<std::unique_ptr<FakeApiServerProcess>> FakeApiServerProcess::start(Options options) {
+absl::StatusOr<std::unique_ptr<FakeApiServerProcess>> FakeApiServerProcess::start(
+    const Options& options) {
   std::unique_ptr<FakeApiServerProcess> server(new FakeApiServerProcess());
   const char* tmp = std::getenv("TEST_TMPDIR");
   std::string tmpl = absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/fakeapiXXXXXX");
-  if (mkdtemp(tmpl.data()) == nullptr) return absl::InternalError("mkdtemp");
+  if (mkdtemp(tmpl.data()) == nullptr) {
+    return absl::InternalError("mkdtemp");
+  }
   server->dir_ = tmpl;
   server->ca_ = makeCa("test-cluster-ca");
   TestCertificate serving = makeLeaf(server->ca_, {.common_name = "kube-apiserver",
@@ -60,13 +65,20 @@ absl::StatusOr<std::unique_ptr<FakeApiServerProcess>> FakeApiServerProcess::star
                                    d + "/configmap.json",
                                    "--policy-file",
                                    d + "/policy.json"};
-  if (options.require_client_cert) args.push_back("--require-client-cert");
+  if (options.require_client_cert) {
+    args.push_back("--require-client-cert");
+  }
   std::vector<char*> argv;
-  for (std::string& a : args) argv.push_back(a.data());
+  argv.reserve(args.size() + 1);
+  for (std::string& a : args) {
+    argv.push_back(a.data());
+  }
   argv.push_back(nullptr);
 
   int pipefd[2];
-  if (pipe(pipefd) != 0) return absl::InternalError("pipe");
+  if (pipe(pipefd) != 0) {
+    return absl::InternalError("pipe");
+  }
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, pipefd[1], STDOUT_FILENO);
@@ -156,11 +168,15 @@ absl::StatusOr<std::string> FakeApiServerProcess::control(const std::string& met
     BIO_write(bio, request.data(), static_cast<int>(request.size()));
     char buf[16384];
     int n;
-    while ((n = BIO_read(bio, buf, sizeof(buf))) > 0) response.append(buf, n);
+    while ((n = BIO_read(bio, buf, sizeof(buf))) > 0) {
+      response.append(buf, n);
+    }
   }
   BIO_free_all(bio);
   SSL_CTX_free(ctx);
-  if (!status.ok()) return status;
+  if (!status.ok()) {
+    return status;
+  }
   size_t split = response.find("\r\n\r\n");
   if (split == std::string::npos || !absl::StartsWith(response, "HTTP/1.1 200")) {
     return absl::InternalError(absl::StrCat("control ", path, ": ", response.substr(0, 200)));
@@ -172,7 +188,9 @@ absl::Status FakeApiServerProcess::reset() const { return control("POST", "/__re
 
 absl::StatusOr<std::vector<RecordedRequest>> FakeApiServerProcess::recorded() const {
   absl::StatusOr<std::string> body = control("GET", "/__recorded");
-  if (!body.ok()) return body.status();
+  if (!body.ok()) {
+    return body.status();
+  }
   simdjson::dom::parser parser;
   simdjson::dom::element root;
   if (parser.parse(*body).get(root) != simdjson::SUCCESS) {

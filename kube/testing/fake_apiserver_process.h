@@ -36,7 +36,7 @@ class FakeApiServerProcess {
   };
 
   // Starts the server and waits for its `listening on` line.
-  static absl::StatusOr<std::unique_ptr<FakeApiServerProcess>> start(Options options);
+  static absl::StatusOr<std::unique_ptr<FakeApiServerProcess>> start(const Options& options);
   static absl::StatusOr<std::unique_ptr<FakeApiServerProcess>> start() { return start(Options()); }
   ~FakeApiServerProcess();  // SIGTERM, then reaps the child
 

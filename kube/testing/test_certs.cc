@@ -20,7 +20,9 @@ namespace aaproxy::testing {
 namespace {
 
 void check(bool ok, const char* what) {
-  if (!ok) throw std::runtime_error(what);  // test-only code: fail loudly
+  if (!ok) {
+    throw std::runtime_error(what);  // test-only code: fail loudly
+  }
 }
 
 EVP_PKEY* newKey() {
@@ -108,13 +110,25 @@ TestCertificate makeLeaf(const TestCertificate& issuer, const LeafSpec& spec) {
   addExt(cert, ca, NID_basic_constraints, "critical,CA:FALSE");
   addExt(cert, ca, NID_key_usage, "critical,digitalSignature,keyEncipherment");
   std::vector<std::string> eku;
-  if (spec.server_auth) eku.push_back("serverAuth");
-  if (spec.client_auth) eku.push_back("clientAuth");
-  if (!eku.empty()) addExt(cert, ca, NID_ext_key_usage, absl::StrJoin(eku, ","));
+  if (spec.server_auth) {
+    eku.push_back("serverAuth");
+  }
+  if (spec.client_auth) {
+    eku.push_back("clientAuth");
+  }
+  if (!eku.empty()) {
+    addExt(cert, ca, NID_ext_key_usage, absl::StrJoin(eku, ","));
+  }
   std::vector<std::string> sans;
-  for (const std::string& d : spec.dns_names) sans.push_back("DNS:" + d);
-  for (const std::string& ip : spec.ip_addresses) sans.push_back("IP:" + ip);
-  if (!sans.empty()) addExt(cert, ca, NID_subject_alt_name, absl::StrJoin(sans, ","));
+  for (const std::string& d : spec.dns_names) {
+    sans.push_back("DNS:" + d);
+  }
+  for (const std::string& ip : spec.ip_addresses) {
+    sans.push_back("IP:" + ip);
+  }
+  if (!sans.empty()) {
+    addExt(cert, ca, NID_subject_alt_name, absl::StrJoin(sans, ","));
+  }
   check(X509_sign(cert, ca_key, EVP_sha256()) > 0, "X509_sign");
   TestCertificate out{pemOf(cert), pemOf(key)};
   X509_free(cert);
