@@ -29,6 +29,7 @@
 #include "cache/coalescing_cache.h"
 #include "common/logging.h"
 #include "common/metrics.h"
+#include "common/mutex.h"
 #include "k8s/status.h"
 #include "kube/apiserver_client.h"
 
@@ -316,7 +317,7 @@ class DelegatedAdmission::Impl {
 
   // --authorization-stale-allow-grace-period: until when each "allowed" decision may still be
   // used once its TTL is over, should kube-apiserver be unreachable or failing (5xx).
-  absl::Mutex stale_mutex_;
+  Mutex stale_mutex_;
   absl::flat_hash_map<std::string, absl::Time> stale_allows_ ABSL_GUARDED_BY(stale_mutex_);
   void rememberAllow(const std::string& key, std::chrono::nanoseconds ttl);
   // Whether the stale allow for `key` was still within its grace period at `asked`, the time
@@ -325,7 +326,7 @@ class DelegatedAdmission::Impl {
 
   // Filled before the loops start; read-only afterwards, so lookups need no lock.
   absl::flat_hash_map<Dispatcher*, std::unique_ptr<LoopState>> loops_;
-  absl::Mutex mutex_;
+  Mutex mutex_;
   std::shared_ptr<const AuthenticationSnapshot> current_ ABSL_GUARDED_BY(mutex_);
   std::shared_ptr<const Authorizer> current_authorizer_ ABSL_GUARDED_BY(mutex_);
   std::shared_ptr<const RouteTable> current_routes_ ABSL_GUARDED_BY(mutex_);
@@ -337,7 +338,7 @@ void DelegatedAdmission::Impl::rememberAllow(const std::string& key,
     return;
   }
   absl::Time until = absl::Now() + absl::FromChrono(ttl) + options_.stale_allow_grace_period;
-  absl::MutexLock lock(&stale_mutex_);
+  MutexLock lock(&stale_mutex_);
   if (stale_allows_.size() >= options_.cache_size && !stale_allows_.contains(key)) {
     // Bounded like the decision cache: drop what has run out, else the whole set (rare).
     absl::Time now = absl::Now();
@@ -353,7 +354,7 @@ bool DelegatedAdmission::Impl::staleAllowUsable(const std::string& key, absl::Ti
   if (options_.stale_allow_grace_period <= absl::ZeroDuration()) {
     return false;
   }
-  absl::MutexLock lock(&stale_mutex_);
+  MutexLock lock(&stale_mutex_);
   auto it = stale_allows_.find(key);
   if (it == stale_allows_.end()) {
     return false;
@@ -404,7 +405,7 @@ absl::Status DelegatedAdmission::Impl::update(const ExtensionApiserverAuthentica
   auto snapshot =
       std::make_shared<const AuthenticationSnapshot>(std::move(chain), std::move(names));
   {
-    absl::MutexLock lock(&mutex_);
+    MutexLock lock(&mutex_);
     current_ = snapshot;
   }
   for (auto& [loop, state] : loops_) {
@@ -427,7 +428,7 @@ absl::Status DelegatedAdmission::Impl::updatePolicy(std::shared_ptr<const Static
   }
   std::shared_ptr<const Authorizer> authorizer = *std::move(created);
   {
-    absl::MutexLock lock(&mutex_);
+    MutexLock lock(&mutex_);
     current_authorizer_ = authorizer;
   }
   for (auto& [loop, state] : loops_) {
@@ -439,7 +440,7 @@ absl::Status DelegatedAdmission::Impl::updatePolicy(std::shared_ptr<const Static
 
 absl::Status DelegatedAdmission::Impl::updateRoutes(std::shared_ptr<const RouteTable> routes) {
   {
-    absl::MutexLock lock(&mutex_);
+    MutexLock lock(&mutex_);
     current_routes_ = routes;
   }
   for (auto& [loop, state] : loops_) {
@@ -452,7 +453,7 @@ absl::Status DelegatedAdmission::Impl::updateRoutes(std::shared_ptr<const RouteT
 void DelegatedAdmission::Impl::attach(Dispatcher& loop) {
   auto state = std::make_unique<LoopState>();
   {
-    absl::MutexLock lock(&mutex_);
+    MutexLock lock(&mutex_);
     state->authn = current_;
     state->authorizer = current_authorizer_;
     state->routes = current_routes_;

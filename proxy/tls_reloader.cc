@@ -42,13 +42,13 @@ absl::Status TlsReloader::rebuildLocked() {
 }
 
 absl::Status TlsReloader::loadInitial() {
-  absl::MutexLock lock(&mutex_);
+  MutexLock lock(&mutex_);
   seen_ = fingerprints();
   return rebuildLocked();
 }
 
 absl::Status TlsReloader::reloadIfChanged(bool force) {
-  absl::MutexLock lock(&mutex_);
+  MutexLock lock(&mutex_);
   std::map<std::string, Fingerprint> now = fingerprints();
   if (!force && now == seen_) {
     return absl::OkStatus();
@@ -58,7 +58,7 @@ absl::Status TlsReloader::reloadIfChanged(bool force) {
 }
 
 absl::Status TlsReloader::setDynamicCas(const std::string& origin, std::vector<std::string> pems) {
-  absl::MutexLock lock(&mutex_);
+  MutexLock lock(&mutex_);
   if (dynamic_cas_[origin] == pems) {
     return absl::OkStatus();
   }
@@ -67,7 +67,7 @@ absl::Status TlsReloader::setDynamicCas(const std::string& origin, std::vector<s
 }
 
 uint64_t TlsReloader::reloads() const {
-  absl::MutexLock lock(&mutex_);
+  MutexLock lock(&mutex_);
   return reloads_;
 }
 

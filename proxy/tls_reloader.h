@@ -14,7 +14,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
-#include "absl/synchronization/mutex.h"
+#include "common/mutex.h"
 #include "proxy/tls_context.h"
 
 namespace aaproxy {
@@ -53,7 +53,7 @@ class TlsReloader {
 
   const ServerTlsSettings settings_;
   const Publish publish_;
-  mutable absl::Mutex mutex_;
+  mutable Mutex mutex_;
   std::map<std::string, Fingerprint> seen_ ABSL_GUARDED_BY(mutex_);
   std::map<std::string, std::vector<std::string>> dynamic_cas_ ABSL_GUARDED_BY(mutex_);
   uint64_t reloads_ ABSL_GUARDED_BY(mutex_) = 0;
