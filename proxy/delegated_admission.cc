@@ -324,7 +324,11 @@ class DelegatedAdmission::Impl {
   // the review was started (its retries may take seconds).
   bool staleAllowUsable(const std::string& key, absl::Time asked);
 
-  // Filled before the loops start; read-only afterwards, so lookups need no lock.
+  // Filled by attach() before the loops start, so the loops' lookups need no lock. The
+  // configuration can change meanwhile (the ConfigMap watch runs on the control thread): each
+  // update stores the new value and posts it to every loop under mutex_, and attach() copies
+  // the current values and inserts under it too, so no loop misses an update, none gets two
+  // out of order, and loops_ is never walked while it grows.
   absl::flat_hash_map<Dispatcher*, std::unique_ptr<LoopState>> loops_;
   Mutex mutex_;
   std::shared_ptr<const AuthenticationSnapshot> current_ ABSL_GUARDED_BY(mutex_);
@@ -404,10 +408,8 @@ absl::Status DelegatedAdmission::Impl::update(const ExtensionApiserverAuthentica
   }
   auto snapshot =
       std::make_shared<const AuthenticationSnapshot>(std::move(chain), std::move(names));
-  {
-    MutexLock lock(&mutex_);
-    current_ = snapshot;
-  }
+  MutexLock lock(&mutex_);
+  current_ = snapshot;
   for (auto& [loop, state] : loops_) {
     LoopState* s = state.get();
     loop->post([s, snapshot] { s->authn = snapshot; });
@@ -427,10 +429,8 @@ absl::Status DelegatedAdmission::Impl::updatePolicy(std::shared_ptr<const Static
     return created.status();
   }
   std::shared_ptr<const Authorizer> authorizer = *std::move(created);
-  {
-    MutexLock lock(&mutex_);
-    current_authorizer_ = authorizer;
-  }
+  MutexLock lock(&mutex_);
+  current_authorizer_ = authorizer;
   for (auto& [loop, state] : loops_) {
     LoopState* s = state.get();
     loop->post([s, authorizer] { s->authorizer = authorizer; });
@@ -439,10 +439,8 @@ absl::Status DelegatedAdmission::Impl::updatePolicy(std::shared_ptr<const Static
 }
 
 absl::Status DelegatedAdmission::Impl::updateRoutes(std::shared_ptr<const RouteTable> routes) {
-  {
-    MutexLock lock(&mutex_);
-    current_routes_ = routes;
-  }
+  MutexLock lock(&mutex_);
+  current_routes_ = routes;
   for (auto& [loop, state] : loops_) {
     LoopState* s = state.get();
     loop->post([s, routes] { s->routes = routes; });
@@ -452,18 +450,18 @@ absl::Status DelegatedAdmission::Impl::updateRoutes(std::shared_ptr<const RouteT
 
 void DelegatedAdmission::Impl::attach(Dispatcher& loop) {
   auto state = std::make_unique<LoopState>();
-  {
-    MutexLock lock(&mutex_);
-    state->authn = current_;
-    state->authorizer = current_authorizer_;
-    state->routes = current_routes_;
-  }
   if (authn_transport_) {
     state->authn_client = std::make_unique<ApiServerClient>(loop.base(), authn_transport_);
   }
   if (authz_transport_) {
     state->authz_client = std::make_unique<ApiServerClient>(loop.base(), authz_transport_);
   }
+  // Under the lock the updates hold while they publish: a ConfigMap change on the control
+  // thread reaches this loop either through the copies made here or through its post.
+  MutexLock lock(&mutex_);
+  state->authn = current_;
+  state->authorizer = current_authorizer_;
+  state->routes = current_routes_;
   loops_[&loop] = std::move(state);
 }
 
