@@ -10,8 +10,9 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 bash tools/install-deps.sh || exit 1
 
-# Suites whose aa-proxy runs --workers 2 or more.
+# Suites whose aa-proxy runs --workers 2 or more (E2E_PROXY_WORKERS for reload_stress_test).
 e2e_suites=(
+  //e2e:reload_stress_test
   //e2e:authn_test
   //e2e:authz_test
   //e2e:routes_test
