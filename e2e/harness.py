@@ -33,6 +33,9 @@ WORKSPACE_NAME = "aa_proxy"
 HTTP2 = os.environ.get("E2E_HTTP_VERSION") == "2"
 HTTP_VERSION = "HTTP/2.0" if HTTP2 else "HTTP/1.1"
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# tools/tsan.sh sets E2E_SANITIZER=tsan: the binaries run several times slower, and the few
+# cases that are load tests scale their load down.
+SANITIZER = os.environ.get("E2E_SANITIZER", "")
 
 
 # ---------------------------------------------------------------------------------------------
