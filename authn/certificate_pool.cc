@@ -3,6 +3,7 @@
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/x509v3.h>
 
 #include <cstring>
 #include <string>
@@ -63,6 +64,13 @@ absl::StatusOr<std::shared_ptr<const CertificatePool>> CertificatePool::fromPem(
       return absl::InvalidArgumentError(
           absl::StrCat("PEM block #", block, " is not a valid certificate: ", lastOpenSslError()));
     }
+    // OpenSSL parses a certificate's extensions into cached fields on first use (issuer and
+    // purpose checks during X509_verify_cert), and OpenSSL 3.0 lets two threads making that
+    // first use both write them. A pool is shared by every worker: fill the cache now, while
+    // this thread is the only one to hold the certificate. The result (whether the extensions
+    // are valid) is for verification to judge, as before.
+    X509_check_purpose(cert.get(), -1, 0);
+    ERR_clear_error();
     pool->certificates_.push_back(std::move(cert));
   }
   if (pool->certificates_.empty()) {

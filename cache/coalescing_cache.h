@@ -20,7 +20,7 @@
 #include "absl/hash/hash.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
+#include "common/mutex.h"
 #include "cache/clock.h"
 
 namespace aaproxy {
@@ -77,7 +77,7 @@ class CoalescingCache {
   template <typename D, typename C>
   Lookup lookup(std::string_view key, D&& dispatch, C&& onComplete) {
     Shard& shard = shardFor(key);
-    absl::MutexLock lock(&shard.mu);
+    MutexLock lock(&shard.mu);
     if (auto value = shard.findLocked(key, clock_->now())) {
       hits_.fetch_add(1, std::memory_order_relaxed);
       return {Outcome::kHit, std::move(value)};
@@ -101,7 +101,7 @@ class CoalescingCache {
     std::vector<Waiter> waiters;
     Shard& shard = shardFor(key);
     {
-      absl::MutexLock lock(&shard.mu);
+      MutexLock lock(&shard.mu);
       if (result.ok() && ttl > std::chrono::nanoseconds::zero()) {
         evictions_.fetch_add(shard.insertLocked(key, *result, clock_->now() + ttl),
                              std::memory_order_relaxed);
@@ -128,14 +128,14 @@ class CoalescingCache {
   // A plain read: no coalescing, no leader election.
   std::optional<V> get(std::string_view key) {
     Shard& shard = shardFor(key);
-    absl::MutexLock lock(&shard.mu);
+    MutexLock lock(&shard.mu);
     return shard.findLocked(key, clock_->now());
   }
 
   size_t size() const {
     size_t n = 0;
     for (const auto& s : shards_) {
-      absl::MutexLock lock(&s->mu);
+      MutexLock lock(&s->mu);
       n += s->lru.size();
     }
     return n;
@@ -195,7 +195,7 @@ class CoalescingCache {
     }
 
     const size_t capacity;
-    mutable absl::Mutex mu;
+    mutable Mutex mu;
     std::list<Entry> lru ABSL_GUARDED_BY(mu);  // front: most recently used
     // Both maps find by std::string_view (absl's heterogeneous lookup): no key copy per lookup.
     absl::flat_hash_map<std::string, typename std::list<Entry>::iterator> index ABSL_GUARDED_BY(mu);

@@ -78,7 +78,7 @@ MetricsRegistry::Family& MetricsRegistry::family(const std::string& name, const 
 
 Counter& MetricsRegistry::counter(const std::string& name, const std::string& help,
                                   const std::string& labels) {
-  absl::MutexLock lock(&mutex_);
+  MutexLock lock(&mutex_);
   std::unique_ptr<Counter>& c = family(name, help, "counter").counters[labels];
   if (!c) {
     c = std::make_unique<Counter>();
@@ -88,7 +88,7 @@ Counter& MetricsRegistry::counter(const std::string& name, const std::string& he
 
 Histogram& MetricsRegistry::histogram(const std::string& name, const std::string& help,
                                       const std::string& labels, const std::vector<double>& bounds) {
-  absl::MutexLock lock(&mutex_);
+  MutexLock lock(&mutex_);
   std::unique_ptr<Histogram>& h = family(name, help, "histogram").histograms[labels];
   if (!h) {
     h = std::make_unique<Histogram>(bounds);
@@ -98,7 +98,7 @@ Histogram& MetricsRegistry::histogram(const std::string& name, const std::string
 
 void MetricsRegistry::gauge(const std::string& name, const std::string& help,
                             const std::string& labels, std::function<double()> read) {
-  absl::MutexLock lock(&mutex_);
+  MutexLock lock(&mutex_);
   family(name, help, "gauge").gauges[labels] = std::move(read);
 }
 
@@ -125,7 +125,7 @@ std::string braces(const std::string& labels, const std::string& extra = "") {
 }  // namespace
 
 std::string MetricsRegistry::render() const {
-  absl::MutexLock lock(&mutex_);
+  MutexLock lock(&mutex_);
   std::string out;
   for (const auto& [name, f] : families_) {
     absl::StrAppend(&out, "# HELP ", name, " ", f.help, "\n# TYPE ", name, " ", f.type, "\n");

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
+#include "common/mutex.h"
 
 namespace aaproxy {
 
@@ -83,7 +83,7 @@ class MetricsRegistry {
   Family& family(const std::string& name, const std::string& help, const std::string& type)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
 
-  mutable absl::Mutex mutex_;
+  mutable Mutex mutex_;
   std::map<std::string, Family> families_ ABSL_GUARDED_BY(mutex_);
 };
 

@@ -116,7 +116,7 @@ class FrontProxyTest(AuthnTestCase):
         self.assertEqual((result.status, result.body), (401, UNAUTHORIZED))
         self.assertEqual(result.header("Content-Type"), "application/json")
         self.assertEqual(self.backend_request_count(HEADERS), before)
-        self.assertEqual(self.recorded(), [])
+        self.assertEqual(self.reviews(), [])
 
     def test_front_proxy_certificate_without_username_is_401(self):
         # Semantics 4b: request-header has no opinion, x509 cannot verify the front-proxy cert.
@@ -139,7 +139,7 @@ class FrontProxyTest(AuthnTestCase):
     def test_aggregator_availability_probe_as_system_masters_needs_no_sar(self):
         result = self.as_front_proxy(GV, "system:kube-aggregator", ["system:masters"])
         self.assertEqual((result.status, result.body), (200, DISCOVERY))
-        self.assertEqual(self.recorded(), [])
+        self.assertEqual(self.reviews(), [])
 
 
 SPOOF_VARIANTS = {
@@ -205,11 +205,11 @@ class SpoofingTest(AuthnTestCase):
                 self.assertEqual(result.exit_code, 0, result.stderr)
                 self.assertEqual((result.status, result.body), (401, UNAUTHORIZED))
         self.assertEqual(self.backend_request_count(HEADERS), before)
-        self.assertEqual(self.recorded(), [])
+        self.assertEqual(self.reviews(), [])
 
     def test_front_proxy_certificate_with_a_cn_not_allowed_is_401(self):
         self.run_matrix(self.tls(self.wrong_cn_proxy), status=401)
-        self.assertEqual(self.recorded(), [])
+        self.assertEqual(self.reviews(), [])
 
     def test_obs_folded_identity_headers_never_reach_the_backend(self):
         before = self.backend_request_count(HEADERS)
@@ -384,7 +384,7 @@ class UnverifiedCertificateTest(AuthnTestCase):
                 self.assert_logged(reason)
         self.assertEqual(self.backend_request_count(RESOURCE), 0)
         self.assertEqual(self.backend_request_count("/healthz"), 0)
-        self.assertEqual(self.recorded(), [])
+        self.assertEqual(self.reviews(), [])
         # The control: the same request with a certificate the client CA signed gets through.
         result = self.fetch(RESOURCE, tls=self.tls(self.pki.alice))
         self.assertEqual(result.status, 200, result.text)
@@ -414,7 +414,7 @@ class UnverifiedCertificateTest(AuthnTestCase):
             self.assertEqual(result.exit_code, 0, result.stderr)
             self.assertEqual((result.status, result.body), (401, UNAUTHORIZED))
         self.assertEqual(self.backend_request_count(HEADERS), 0)
-        self.assertEqual(self.recorded(), [])
+        self.assertEqual(self.reviews(), [])
         self.assert_logged(re.escape(f"[{UNKNOWN_AUTHORITY}, ") + X509_FAILED +
                            re.escape(f"{UNKNOWN_AUTHORITY}]"))
         # The same headers from the real front-proxy client are honoured.
@@ -535,7 +535,7 @@ class AnonymousDisabledTest(AuthnTestCase):
     def test_no_credentials_is_401(self):
         result = self.fetch(HEADERS, headers=[KUBECTL, "X-Remote-User: system:admin"])
         self.assertEqual((result.status, result.body), (401, UNAUTHORIZED))
-        self.assertEqual(self.recorded(), [])
+        self.assertEqual(self.reviews(), [])
         self.assertEqual(self.backend_request_count(HEADERS), 0)
         result = self.as_front_proxy(HEADERS, "jane")
         self.assertEqual(identity(self.backend_headers(result))[0], ["jane"])

@@ -206,10 +206,10 @@ class SubjectAccessReviewTest(AuthzTestCase):
             with self.subTest(path=path):
                 result = self.as_alice(path)
                 self.assertEqual(result.status, 200, result.text)
-        self.assertEqual(self.recorded(), [])
+        self.assertEqual(self.reviews(), [])
         # Anonymous too.
         self.assertEqual(self.fetch("/healthz").status, 200)
-        self.assertEqual(self.recorded(), [])
+        self.assertEqual(self.reviews(), [])
         # Exact paths (no trailing *): a sub-path is asked about like any other path.
         result = self.as_alice("/healthz/ping")
         self.assertEqual(result.status, 403)
@@ -223,7 +223,7 @@ class SubjectAccessReviewTest(AuthzTestCase):
             with self.subTest(path=path):
                 result = self.as_alice(path, groups=["dev", "system:masters"])
                 self.assertEqual((result.status, result.body), (200, body))
-        self.assertEqual(self.recorded(), [])
+        self.assertEqual(self.reviews(), [])
 
 
 class AllowTest(AuthzTestCase):
@@ -269,9 +269,10 @@ class AllowTest(AuthzTestCase):
     def test_concurrent_cold_identical_requests_make_one_sar(self):
         # 1000 requests on 1000 connections, all in flight while the one SubjectAccessReview is
         # slow. curl runs at most 300 transfers in parallel, so four curls run side by side.
+        # Under ThreadSanitizer 1000 handshakes outlast the review's 10 s timeout: 100 there.
         self.write_policy(dict(self.policy,
                                failures={"subjectaccessreviews": {"slow_ms": 3000}}))
-        curls, per_curl = 4, 250
+        curls, per_curl = (2, 50) if harness.SANITIZER else (4, 250)
         total = curls * per_curl
 
         def one_curl(_):

@@ -973,8 +973,11 @@ class BackendFaultTest(FaultTestCase):
         for protocol in ("HTTP/1.1", "HTTP/2.0"):
             with self.subTest(protocol=protocol):
                 self.expect("/warm", 200, FINE)
-                self.assertGreaterEqual(self.fault_backend.control("POST", "/__arm_close_idle")
-                                        ["armed"], 1)
+                # The backend's thread marks the connection idle only after it sent the answer
+                # the client may already have.
+                harness.wait_until(
+                    lambda: self.fault_backend.control("POST", "/__arm_close_idle")["armed"] >= 1,
+                    timeout=5, what="the warm-up's pooled connection to wait at the backend")
                 posts = len(self.posts())
                 if protocol == "HTTP/1.1":
                     status, body, _ = self.request("/fault/post-once", method="POST", body=b"",

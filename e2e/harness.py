@@ -33,6 +33,9 @@ WORKSPACE_NAME = "aa_proxy"
 HTTP2 = os.environ.get("E2E_HTTP_VERSION") == "2"
 HTTP_VERSION = "HTTP/2.0" if HTTP2 else "HTTP/1.1"
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# tools/tsan.sh sets E2E_SANITIZER=tsan: the binaries run several times slower, and the few
+# cases that are load tests scale their load down.
+SANITIZER = os.environ.get("E2E_SANITIZER", "")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -747,9 +750,41 @@ class E2ETestCase(unittest.TestCase):
         failed = self._failed()
         for process in reversed(self._processes):
             process.stop()
+        reports = [(process, report) for process in self._processes
+                   for report in sanitizer_reports(_read_log(process))]
         if failed:
             for process in self._processes:
+                text = process.log_text()
+                for report in sanitizer_reports(text):  # printed once, whole, below
+                    text = text.replace(report, "(sanitizer report: see below)")
                 sys.stderr.write(f"\n===== log of {process.name} (pid {process.pid}) =====\n")
-                sys.stderr.write(process.log_text()[-20000:])
-        else:
+                sys.stderr.write(text[-20000:])
+        for process, report in reports:
+            sys.stderr.write(f"\n===== sanitizer report of {process.name} (pid {process.pid}) "
+                             f"=====\n{report}\n")
+        if not failed and not reports:
             shutil.rmtree(self.tmp, ignore_errors=True)
+        if reports:
+            # Also a report from the drain at exit, after the test's own checks passed.
+            raise AssertionError(f"{len(reports)} sanitizer report(s) in the logs of "
+                                 f"{sorted({p.name for p, _ in reports})}")
+
+
+def _read_log(process: Process) -> str:
+    """The process's log, or "" once a teardown that ran before this one removed it."""
+    try:
+        return process.log_text()
+    except OSError:
+        return ""
+
+
+# What a sanitizer-built child (tools/tsan.sh, --config=asan) writes when it finds a bug: up to
+# TSan's closing "=====" line, or (ASan, which then aborts) to the end of the log.
+_SANITIZER_REPORT = re.compile(
+    r"^(?:WARNING: ThreadSanitizer:|==\d+==ERROR: (?:Address|Leak)Sanitizer:).*?(?=^=+$|\Z)",
+    re.MULTILINE | re.DOTALL)
+
+
+def sanitizer_reports(log: str) -> List[str]:
+    """The ThreadSanitizer and AddressSanitizer reports in a process log."""
+    return [m.group(0).rstrip() for m in _SANITIZER_REPORT.finditer(log)]

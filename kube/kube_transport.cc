@@ -108,14 +108,14 @@ absl::StatusOr<std::string> readTokenFile(const std::string& path) {
 BearerTokenSource::BearerTokenSource(std::string initial_token, std::string token_file,
                                      Options options)
     : file_(std::move(token_file)), options_(std::move(options)) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   token_ = std::move(initial_token);
   have_token_ = !token_.empty();
   read_at_ = have_token_ ? options_.now() : absl::InfinitePast();
 }
 
 std::string BearerTokenSource::token() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (file_.empty()) {
     return token_;
   }
@@ -136,7 +136,7 @@ std::string BearerTokenSource::token() {
 }
 
 void BearerTokenSource::resetTokenOlderThan(absl::Time t) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (!file_.empty() && read_at_ < t) {
     read_at_ = absl::InfinitePast();
   }

@@ -11,7 +11,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
+#include "common/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/openssl_handles.h"
@@ -45,7 +45,7 @@ class BearerTokenSource {
  private:
   const std::string file_;
   const Options options_;
-  absl::Mutex mu_;
+  Mutex mu_;
   std::string token_ ABSL_GUARDED_BY(mu_);
   absl::Time read_at_ ABSL_GUARDED_BY(mu_);  // InfinitePast: re-read on next use
   bool have_token_ ABSL_GUARDED_BY(mu_) = false;

@@ -44,12 +44,12 @@ ExtensionApiserverAuthentication AuthenticationSources::effectiveLocked() const 
 }
 
 ExtensionApiserverAuthentication AuthenticationSources::effective() const {
-  absl::MutexLock lock(&mutex_);
+  MutexLock lock(&mutex_);
   return effectiveLocked();
 }
 
 uint64_t AuthenticationSources::applied() const {
-  absl::MutexLock lock(&mutex_);
+  MutexLock lock(&mutex_);
   return applied_;
 }
 
@@ -67,7 +67,7 @@ absl::Status AuthenticationSources::applyLocked() {
 }
 
 absl::Status AuthenticationSources::refreshFiles() {
-  absl::MutexLock lock(&mutex_);
+  MutexLock lock(&mutex_);
   if (!options_.client_ca_file.empty()) {
     absl::StatusOr<std::string> pem = readFlagFile("--client-ca-file", options_.client_ca_file);
     if (!pem.ok()) {
@@ -93,7 +93,7 @@ absl::Status AuthenticationSources::onConfigMap(const std::map<std::string, std:
     return absl::InvalidArgumentError(
         absl::StrCat("kube-system/extension-apiserver-authentication: ", parsed.status().message()));
   }
-  absl::MutexLock lock(&mutex_);
+  MutexLock lock(&mutex_);
   std::optional<ExtensionApiserverAuthentication> previous = from_configmap_;
   from_configmap_ = *std::move(parsed);
   absl::Status s = applyLocked();

@@ -14,7 +14,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
-#include "absl/synchronization/mutex.h"
+#include "common/mutex.h"
 #include "authn/extension_apiserver_authentication.h"
 #include "config/proxy_options.h"
 
@@ -43,7 +43,7 @@ class AuthenticationSources {
 
   const ProxyOptions options_;
   const Apply apply_;
-  mutable absl::Mutex mutex_;
+  mutable Mutex mutex_;
   std::optional<ExtensionApiserverAuthentication> from_configmap_ ABSL_GUARDED_BY(mutex_);
   std::optional<std::string> client_ca_file_pem_ ABSL_GUARDED_BY(mutex_);
   std::optional<std::string> requestheader_ca_file_pem_ ABSL_GUARDED_BY(mutex_);

@@ -29,6 +29,7 @@
 #include "cache/coalescing_cache.h"
 #include "common/logging.h"
 #include "common/metrics.h"
+#include "common/mutex.h"
 #include "k8s/status.h"
 #include "kube/apiserver_client.h"
 
@@ -326,16 +327,20 @@ class DelegatedAdmission::Impl {
 
   // --authorization-stale-allow-grace-period: until when each "allowed" decision may still be
   // used once its TTL is over, should kube-apiserver be unreachable or failing (5xx).
-  absl::Mutex stale_mutex_;
+  Mutex stale_mutex_;
   absl::flat_hash_map<std::string, absl::Time> stale_allows_ ABSL_GUARDED_BY(stale_mutex_);
   void rememberAllow(const std::string& key, std::chrono::nanoseconds ttl);
   // Whether the stale allow for `key` was still within its grace period at `asked`, the time
   // the review was started (its retries may take seconds).
   bool staleAllowUsable(const std::string& key, absl::Time asked);
 
-  // Filled before the loops start; read-only afterwards, so lookups need no lock.
+  // Filled by attach() before the loops start, so the loops' lookups need no lock. The
+  // configuration can change meanwhile (the ConfigMap watch runs on the control thread): each
+  // update stores the new value and posts it to every loop under mutex_, and attach() copies
+  // the current values and inserts under it too, so no loop misses an update, none gets two
+  // out of order, and loops_ is never walked while it grows.
   absl::flat_hash_map<Dispatcher*, std::unique_ptr<LoopState>> loops_;
-  absl::Mutex mutex_;
+  Mutex mutex_;
   std::shared_ptr<const AuthenticationSnapshot> current_ ABSL_GUARDED_BY(mutex_);
   std::shared_ptr<const Authorizer> current_authorizer_ ABSL_GUARDED_BY(mutex_);
   std::shared_ptr<const RouteTable> current_routes_ ABSL_GUARDED_BY(mutex_);
@@ -347,7 +352,7 @@ void DelegatedAdmission::Impl::rememberAllow(const std::string& key,
     return;
   }
   absl::Time until = absl::Now() + absl::FromChrono(ttl) + options_.stale_allow_grace_period;
-  absl::MutexLock lock(&stale_mutex_);
+  MutexLock lock(&stale_mutex_);
   if (stale_allows_.size() >= options_.cache_size && !stale_allows_.contains(key)) {
     // Bounded like the decision cache: drop what has run out, else the whole set (rare).
     absl::Time now = absl::Now();
@@ -363,7 +368,7 @@ bool DelegatedAdmission::Impl::staleAllowUsable(const std::string& key, absl::Ti
   if (options_.stale_allow_grace_period <= absl::ZeroDuration()) {
     return false;
   }
-  absl::MutexLock lock(&stale_mutex_);
+  MutexLock lock(&stale_mutex_);
   auto it = stale_allows_.find(key);
   if (it == stale_allows_.end()) {
     return false;
@@ -413,10 +418,8 @@ absl::Status DelegatedAdmission::Impl::update(const ExtensionApiserverAuthentica
   }
   auto snapshot =
       std::make_shared<const AuthenticationSnapshot>(std::move(chain), std::move(names));
-  {
-    absl::MutexLock lock(&mutex_);
-    current_ = snapshot;
-  }
+  MutexLock lock(&mutex_);
+  current_ = snapshot;
   for (auto& [loop, state] : loops_) {
     LoopState* s = state.get();
     loop->post([s, snapshot] { s->authn = snapshot; });
@@ -436,10 +439,8 @@ absl::Status DelegatedAdmission::Impl::updatePolicy(std::shared_ptr<const Static
     return created.status();
   }
   std::shared_ptr<const Authorizer> authorizer = *std::move(created);
-  {
-    absl::MutexLock lock(&mutex_);
-    current_authorizer_ = authorizer;
-  }
+  MutexLock lock(&mutex_);
+  current_authorizer_ = authorizer;
   for (auto& [loop, state] : loops_) {
     LoopState* s = state.get();
     loop->post([s, authorizer] { s->authorizer = authorizer; });
@@ -448,10 +449,8 @@ absl::Status DelegatedAdmission::Impl::updatePolicy(std::shared_ptr<const Static
 }
 
 absl::Status DelegatedAdmission::Impl::updateRoutes(std::shared_ptr<const RouteTable> routes) {
-  {
-    absl::MutexLock lock(&mutex_);
-    current_routes_ = routes;
-  }
+  MutexLock lock(&mutex_);
+  current_routes_ = routes;
   for (auto& [loop, state] : loops_) {
     LoopState* s = state.get();
     loop->post([s, routes] { s->routes = routes; });
@@ -461,18 +460,18 @@ absl::Status DelegatedAdmission::Impl::updateRoutes(std::shared_ptr<const RouteT
 
 void DelegatedAdmission::Impl::attach(Dispatcher& loop) {
   auto state = std::make_unique<LoopState>();
-  {
-    absl::MutexLock lock(&mutex_);
-    state->authn = current_;
-    state->authorizer = current_authorizer_;
-    state->routes = current_routes_;
-  }
   if (authn_transport_) {
     state->authn_client = std::make_unique<ApiServerClient>(loop.base(), authn_transport_);
   }
   if (authz_transport_) {
     state->authz_client = std::make_unique<ApiServerClient>(loop.base(), authz_transport_);
   }
+  // Under the lock the updates hold while they publish: a ConfigMap change on the control
+  // thread reaches this loop either through the copies made here or through its post.
+  MutexLock lock(&mutex_);
+  state->authn = current_;
+  state->authorizer = current_authorizer_;
+  state->routes = current_routes_;
   loops_[&loop] = std::move(state);
 }
 

@@ -39,7 +39,7 @@ EventLoop::~EventLoop() {
 void EventLoop::post(std::function<void()> callback) {
   bool wake = false;
   {
-    absl::MutexLock lock(&mutex_);
+    MutexLock lock(&mutex_);
     wake = posted_.empty();  // otherwise a wake-up is already on its way
     posted_.push_back(std::move(callback));
   }
@@ -64,7 +64,7 @@ void EventLoop::onPosted(evutil_socket_t fd, short, void* self) {
 void EventLoop::drainPosted() {
   std::deque<std::function<void()>> batch;
   {
-    absl::MutexLock lock(&mutex_);
+    MutexLock lock(&mutex_);
     batch.swap(posted_);
   }
   for (auto& callback : batch) {

@@ -9,7 +9,7 @@
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
+#include "common/mutex.h"
 #include "proxy/dispatcher.h"
 #include "proxy/libevent_handles.h"
 
@@ -39,7 +39,7 @@ class EventLoop : public Dispatcher {
   EventBasePtr base_;
   int wake_fd_ = -1;  // eventfd: post() writes, the loop reads
   EventPtr posted_event_;
-  absl::Mutex mutex_;
+  Mutex mutex_;
   std::deque<std::function<void()>> posted_ ABSL_GUARDED_BY(mutex_);
   std::thread thread_;
   std::thread::id loop_thread_id_;

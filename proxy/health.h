@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "absl/synchronization/mutex.h"
+#include "common/mutex.h"
 
 namespace aaproxy {
 
@@ -29,11 +29,11 @@ class HealthState {
   // Why the policy or route file on disk was last rejected ("" once one loads again): the
   // last good configuration keeps serving.
   void setConfigFileError(std::string error) {
-    absl::MutexLock lock(&mutex_);
+    MutexLock lock(&mutex_);
     config_file_error_ = std::move(error);
   }
   std::string configFileError() const {
-    absl::MutexLock lock(&mutex_);
+    MutexLock lock(&mutex_);
     return config_file_error_;
   }
 
@@ -41,7 +41,7 @@ class HealthState {
   std::atomic<bool> shutting_down_{false};
   std::atomic<bool> authn_loaded_{true};
   std::atomic<bool> backend_reachable_{true};
-  mutable absl::Mutex mutex_;
+  mutable Mutex mutex_;
   std::string config_file_error_ ABSL_GUARDED_BY(mutex_);
 };
 

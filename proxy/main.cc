@@ -276,6 +276,17 @@ int run(int argc, char** argv) {
                   return pem ? earliestExpiry(*pem).value_or(0) : 0;
                 });
 
+  // Signals are taken synchronously by this thread (sigtimedwait below); no other thread sees
+  // them. Blocked before the first thread starts, since threads inherit the mask: a thread
+  // started earlier would take a SIGHUP or SIGTERM sent while this one is not waiting (a reload,
+  // a backend probe) and die of its default action, with no reload and no drain.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
   // The control loop talks to kube-apiserver for the ConfigMap and serves the plain health port;
   // workers never wait on it.
   EventLoop control;
@@ -325,13 +336,6 @@ int run(int argc, char** argv) {
     state->health().setAuthenticationConfigLoaded(true);
   }
 
-  // Signals are taken synchronously by this thread; workers never see them.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
   raiseOpenFileLimit();
   // Debian's abseil is built without NDEBUG, so absl::Mutex would run its deadlock detector

@@ -219,7 +219,10 @@ absl::StatusOr<std::shared_ptr<const ServerTlsContext>> ServerTlsContext::create
 
   std::string cert_pem;
   std::string key_pem;
-  if (settings.cert_file.empty()) {
+  if (!settings.cert_pem.empty()) {
+    cert_pem = settings.cert_pem;
+    key_pem = settings.key_pem;
+  } else if (settings.cert_file.empty()) {
     auto generated = generateSelfSignedCertificate("localhost");
     if (!generated.ok()) {
       return generated.status();

@@ -16,6 +16,9 @@ namespace aaproxy {
 struct ServerTlsSettings {
   std::string cert_file;  // empty with key_file empty: generate a self-signed certificate
   std::string key_file;
+  // The files' contents, already read: when cert_pem is set, the files are not read again.
+  std::string cert_pem;
+  std::string key_pem;
   int min_version = TLS1_2_VERSION;
   bool http2 = false;  // ALPN offers h2 before http/1.1
   std::string cipher_list;  // TLS 1.2 suites in OpenSSL's syntax; empty: OpenSSL's defaults

@@ -26,8 +26,26 @@ std::map<std::string, TlsReloader::Fingerprint> TlsReloader::fingerprints() cons
   return out;
 }
 
-absl::Status TlsReloader::rebuildLocked() {
+absl::Status TlsReloader::rebuildLocked(bool read_files) {
   ServerTlsSettings settings = settings_;
+  if (!settings_.cert_file.empty()) {
+    if (read_files || cert_pem_.empty()) {
+      absl::StatusOr<std::string> cert = readFileToString(settings_.cert_file);
+      if (!cert.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat("--tls-cert-file: ", cert.status().message()));
+      }
+      absl::StatusOr<std::string> key = readFileToString(settings_.key_file);
+      if (!key.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--tls-private-key-file: ", key.status().message()));
+      }
+      settings.cert_pem = *std::move(cert);
+      settings.key_pem = *std::move(key);
+    } else {
+      settings.cert_pem = cert_pem_;
+      settings.key_pem = key_pem_;
+    }
+  }
   settings.client_ca_pems.clear();
   for (const auto& [origin, pems] : dynamic_cas_) {
     settings.client_ca_pems.insert(settings.client_ca_pems.end(), pems.begin(), pems.end());
@@ -38,36 +56,38 @@ absl::Status TlsReloader::rebuildLocked() {
   }
   publish_(*std::move(context));
   ++reloads_;
+  cert_pem_ = std::move(settings.cert_pem);
+  key_pem_ = std::move(settings.key_pem);
   return absl::OkStatus();
 }
 
 absl::Status TlsReloader::loadInitial() {
-  absl::MutexLock lock(&mutex_);
+  MutexLock lock(&mutex_);
   seen_ = fingerprints();
-  return rebuildLocked();
+  return rebuildLocked(/*read_files=*/true);
 }
 
 absl::Status TlsReloader::reloadIfChanged(bool force) {
-  absl::MutexLock lock(&mutex_);
+  MutexLock lock(&mutex_);
   std::map<std::string, Fingerprint> now = fingerprints();
   if (!force && now == seen_) {
     return absl::OkStatus();
   }
   seen_ = std::move(now);
-  return rebuildLocked();
+  return rebuildLocked(/*read_files=*/true);
 }
 
 absl::Status TlsReloader::setDynamicCas(const std::string& origin, std::vector<std::string> pems) {
-  absl::MutexLock lock(&mutex_);
+  MutexLock lock(&mutex_);
   if (dynamic_cas_[origin] == pems) {
     return absl::OkStatus();
   }
   dynamic_cas_[origin] = std::move(pems);
-  return rebuildLocked();
+  return rebuildLocked(/*read_files=*/false);
 }
 
 uint64_t TlsReloader::reloads() const {
-  absl::MutexLock lock(&mutex_);
+  MutexLock lock(&mutex_);
   return reloads_;
 }
 

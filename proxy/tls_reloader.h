@@ -14,7 +14,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
-#include "absl/synchronization/mutex.h"
+#include "common/mutex.h"
 #include "proxy/tls_context.h"
 
 namespace aaproxy {
@@ -34,6 +34,9 @@ class TlsReloader {
   absl::Status reloadIfChanged(bool force);
 
   // CA bundles from a dynamic source, keyed by origin (e.g. "client-ca-file from ConfigMap").
+  // The new context serves the certificate and key already in force, not the files as they
+  // are now: a rotation half done on disk (new key, old certificate) must not turn a CA change
+  // away; the next file check takes the rotation once it is complete.
   absl::Status setDynamicCas(const std::string& origin, std::vector<std::string> pems);
 
   uint64_t reloads() const;
@@ -49,14 +52,18 @@ class TlsReloader {
     }
   };
   std::map<std::string, Fingerprint> fingerprints() const;
-  absl::Status rebuildLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  // `read_files`: the certificate and key files as they are now, else the ones in force.
+  absl::Status rebuildLocked(bool read_files) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
 
   const ServerTlsSettings settings_;
   const Publish publish_;
-  mutable absl::Mutex mutex_;
+  mutable Mutex mutex_;
   std::map<std::string, Fingerprint> seen_ ABSL_GUARDED_BY(mutex_);
   std::map<std::string, std::vector<std::string>> dynamic_cas_ ABSL_GUARDED_BY(mutex_);
   uint64_t reloads_ ABSL_GUARDED_BY(mutex_) = 0;
+  // The certificate and key files' contents the current context was built from.
+  std::string cert_pem_ ABSL_GUARDED_BY(mutex_);
+  std::string key_pem_ ABSL_GUARDED_BY(mutex_);
 };
 
 }  // namespace aaproxy

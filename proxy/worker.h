@@ -9,6 +9,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "config/proxy_options.h"
+#include "common/mutex.h"
 #include "proxy/admission.h"
 #include "proxy/event_loop.h"
 #include "proxy/health.h"
@@ -40,17 +41,17 @@ class SharedProxyState {
   HealthState& health() const { return health_; }
 
   std::shared_ptr<const ServerTlsContext> tls() const {
-    absl::MutexLock lock(&mutex_);
+    MutexLock lock(&mutex_);
     return tls_;
   }
   void setTls(std::shared_ptr<const ServerTlsContext> tls) {
-    absl::MutexLock lock(&mutex_);
+    MutexLock lock(&mutex_);
     tls_ = std::move(tls);
   }
 
  private:
   const ProxyOptions options_;
-  mutable absl::Mutex mutex_;
+  mutable Mutex mutex_;
   std::shared_ptr<const ServerTlsContext> tls_ ABSL_GUARDED_BY(mutex_);
   std::unique_ptr<RequestAdmission> admission_;
   const std::vector<std::shared_ptr<const UpstreamTlsContext>> upstream_tls_;
