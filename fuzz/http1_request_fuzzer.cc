@@ -83,7 +83,7 @@ std::string describe(const Outcome& o) {
     }
     out += " {";
     for (const auto& [name, value] : m.headers) {
-      out += name + ": " + value + "; ";
+      out.append(name).append(": ").append(value).append("; ");
     }
     out += "}";
   };

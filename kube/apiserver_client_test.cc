@@ -57,9 +57,9 @@ class ApiServerClientTest : public ::testing::Test {
 
   ApiServerClient& makeClient(std::shared_ptr<KubeClientConfig> config,
                               ApiServerClientOptions options = fastOptions(),
-                              KubeTransport::Options transport_options = {}) {
+                              const KubeTransport::Options& transport_options = {}) {
     absl::StatusOr<std::shared_ptr<KubeTransport>> transport =
-        KubeTransport::create(std::move(config), std::move(transport_options));
+        KubeTransport::create(std::move(config), transport_options);
     EXPECT_TRUE(transport.ok()) << transport.status();
     transports_.push_back(*transport);
     clients_.push_back(std::make_unique<ApiServerClient>(base_, *transport, options));

@@ -566,10 +566,13 @@ void DelegatedAdmission::Impl::stripTrailers(HeaderMap& trailers, Dispatcher& lo
   }
 }
 
+// `pending` is copied into the review's callback and still read after it: by value on purpose.
+// NOLINTBEGIN(performance-unnecessary-value-param)
 void DelegatedAdmission::Impl::reviewToken(LoopState& state, Dispatcher& loop,
                                            std::shared_ptr<const AuthenticationSnapshot> snap,
                                            ChainDecision pending,
                                            std::shared_ptr<PendingRequest> request) {
+  // NOLINTEND(performance-unnecessary-value-param)
   AdmissionMetrics& metrics = AdmissionMetrics::get();
   std::string key = token_keyer_.key(pending.token, options_.token_audiences);
   auto finish = [this, &state, &loop, snap, pending, request](const TokenReviewResult& result) {
@@ -749,9 +752,12 @@ void DelegatedAdmission::Impl::decide(LoopState& state, Dispatcher& loop, const 
 
 // Upstream's impersonation filter: every requested identity piece needs an "impersonate"
 // permission of the authenticated user, checked one after another; any denial (or error) is 403.
+// `requestor` is copied into each check's callback and used beside it: by value on purpose.
+// NOLINTBEGIN(performance-unnecessary-value-param)
 void DelegatedAdmission::Impl::checkImpersonation(LoopState& state, Dispatcher& loop,
                                                   UserInfo requestor, size_t index,
                                                   std::shared_ptr<PendingRequest> request) {
+  // NOLINTEND(performance-unnecessary-value-param)
   const ImpersonationPlan& plan = *request->impersonation;
   if (index == plan.checks.size()) {
     AA_VLOG(2) << "user \"" << requestor.name << "\" impersonates \"" << plan.impersonated.name
