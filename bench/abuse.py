@@ -22,7 +22,7 @@ Python 3 standard library only; uses //bench:loadgen for the saturating load. Se
 
 import argparse
 import hashlib
-import http.client
+import itertools
 import json
 import multiprocessing
 import os
@@ -729,13 +729,12 @@ http {{
         context = self.tls.context()
         cold_results: List[Tuple[str, List[int], List[float]]] = []
         stop = threading.Event()
+        cold_keys = itertools.count(1)  # across rounds: every burst has a key of its own
 
         def cold_bursts():
             """Every 2 s, `burst` concurrent requests for a key nobody asked for yet."""
-            k = 0
             while not stop.is_set():
-                k += 1
-                namespace = f"cold-{os.getpid()}-{k}"
+                namespace = f"cold-{next(cold_keys)}"
                 statuses, latencies = [], []
                 barrier = threading.Barrier(burst)
 
