@@ -262,6 +262,46 @@ absl::Status verifyUncached(const CertificatePool& roots, const PeerCertificates
 // How long a verification outcome is reused on one connection.
 constexpr absl::Duration kPeerVerificationTtl = absl::Minutes(1);
 
+// The SHA-256 digests of the leaf and of every other certificate of the chain, in order: what
+// verification depends on besides the pool and the time. Empty if a digest fails.
+std::string chainKey(const PeerCertificates& peer) {
+  std::string key;
+  auto append = [&key](X509* cert) {
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    if (X509_digest(cert, EVP_sha256(), digest, &len) != 1) {
+      ERR_clear_error();
+      return false;
+    }
+    key.append(reinterpret_cast<const char*>(digest), len);
+    return true;
+  };
+  if (!append(peer.leaf)) {
+    return {};
+  }
+  for (int i = 0; peer.chain != nullptr && i < sk_X509_num(peer.chain); ++i) {
+    X509* cert = sk_X509_value(peer.chain, i);
+    if (X509_cmp(cert, peer.leaf) != 0 && !append(cert)) {
+      return {};
+    }
+  }
+  return key;
+}
+
+// The leaf's notAfter, or the end of the connection TTL when it cannot be read.
+absl::Time notAfter(X509* leaf, absl::Time now) {
+  absl::Time result = now + kPeerVerificationTtl;
+  int days = 0;
+  int seconds = 0;
+  ASN1_TIME* now_asn1 = ASN1_TIME_set(nullptr, absl::ToTimeT(now));
+  if (now_asn1 != nullptr &&
+      ASN1_TIME_diff(&days, &seconds, now_asn1, X509_get0_notAfter(leaf)) == 1) {
+    result = now + absl::Hours(24) * days + absl::Seconds(seconds);
+  }
+  ASN1_TIME_free(now_asn1);
+  return result;
+}
+
 }  // namespace
 
 absl::Status verifyClientCertificate(const CertificatePool& roots, const PeerCertificates& peer,
@@ -272,19 +312,25 @@ absl::Status verifyClientCertificate(const CertificatePool& roots, const PeerCer
   if (const absl::Status* cached = peer.verification_cache->find(roots.id(), now)) {
     return *cached;
   }
+  // A new connection from a client seen before (a reconnect, a resumed session) presents the
+  // same certificates: the pool remembers chains that verified, for the same time as a
+  // connection does, so that only the first connection pays for the signature checks.
+  std::string key = chainKey(peer);
+  if (!key.empty()) {
+    if (std::optional<absl::Time> until = roots.verifiedChains().validUntil(key, now)) {
+      peer.verification_cache->store(roots.id(), absl::OkStatus(), *until);
+      return absl::OkStatus();
+    }
+  }
   absl::Status status = verifyUncached(roots, peer, now);
   absl::Time valid_until = now + kPeerVerificationTtl;
   if (status.ok()) {
-    int days = 0;
-    int seconds = 0;
-    ASN1_TIME* now_asn1 = ASN1_TIME_set(nullptr, absl::ToTimeT(now));
-    if (now_asn1 != nullptr &&
-        ASN1_TIME_diff(&days, &seconds, now_asn1, X509_get0_notAfter(peer.leaf)) == 1) {
-      valid_until = std::min(valid_until, now + absl::Hours(24) * days + absl::Seconds(seconds));
-    }
-    ASN1_TIME_free(now_asn1);
+    valid_until = std::min(valid_until, notAfter(peer.leaf, now));
   }
   peer.verification_cache->store(roots.id(), status, valid_until);
+  if (status.ok() && !key.empty()) {
+    roots.verifiedChains().insert(std::move(key), now, valid_until);
+  }
   return status;
 }
 

@@ -78,6 +78,53 @@ TEST_F(X509VerifierTest, ConnectionCacheNeverOutlivesTheLeaf) {
   EXPECT_NE(later.message().find("certificate has expired"), absl::string_view::npos) << later;
 }
 
+TEST_F(X509VerifierTest, PoolRemembersChainsThatVerifiedForNewConnections) {
+  TestCertificate intermediate = makeCertificate(caSpec("INTERMEDIATE"), &root_);
+  TestCertificate leaf = makeCertificate(clientSpec("client_cn"), &intermediate);
+  X509StackPtr chain(sk_X509_new_null());
+  sk_X509_push(chain.get(), intermediate.cert.get());
+  absl::Time now = absl::Now();
+  PeerVerificationCache first_connection;
+  ASSERT_TRUE(
+      verifyClientCertificate(*pool_, {leaf.cert.get(), chain.get(), &first_connection}, now)
+          .ok());
+  EXPECT_EQ(pool_->verifiedChains().size(), 1u);
+
+  // A second connection with the same chain: remembered, nothing new stored.
+  PeerVerificationCache second_connection;
+  EXPECT_TRUE(verifyClientCertificate(*pool_, {leaf.cert.get(), chain.get(), &second_connection},
+                                      now + absl::Seconds(30))
+                  .ok());
+  EXPECT_EQ(pool_->verifiedChains().size(), 1u);
+  // The same leaf without its intermediate is another chain, verified (and refused) afresh.
+  PeerVerificationCache leaf_only;
+  EXPECT_EQ(verifyClientCertificate(*pool_, {leaf.cert.get(), nullptr, &leaf_only},
+                                    now + absl::Seconds(30))
+                .message()
+                .substr(0, strlen(kUnknownAuthority)),
+            kUnknownAuthority);
+  // Not after the minute: verified again, replacing the entry.
+  PeerVerificationCache later;
+  EXPECT_TRUE(verifyClientCertificate(*pool_, {leaf.cert.get(), chain.get(), &later},
+                                      now + absl::Seconds(61))
+                  .ok());
+  EXPECT_EQ(pool_->verifiedChains().size(), 1u);
+}
+
+TEST_F(X509VerifierTest, PoolNeverRemembersAChainPastItsLeaf) {
+  CertificateSpec spec = clientSpec("short_lived");
+  spec.notAfter = absl::Now() + absl::Seconds(10);
+  TestCertificate leaf = makeCertificate(spec, &root_);
+  absl::Time now = absl::Now();
+  PeerVerificationCache first_connection;
+  ASSERT_TRUE(verifyClientCertificate(*pool_, {leaf.cert.get(), nullptr, &first_connection}, now)
+                  .ok());
+  PeerVerificationCache second_connection;
+  absl::Status later = verifyClientCertificate(
+      *pool_, {leaf.cert.get(), nullptr, &second_connection}, now + absl::Seconds(20));
+  EXPECT_NE(later.message().find("certificate has expired"), absl::string_view::npos) << later;
+}
+
 TEST_F(X509VerifierTest, SelfSignedIsUnknownAuthority) {
   auto self = makeCertificate(clientSpec("self1"));
   EXPECT_EQ(verify(self).message(), kUnknownAuthority);

@@ -29,6 +29,10 @@ struct CoalescingCacheOptions {
   size_t capacity = 8192;  // total entries across shards (upstream's webhook cache size)
   size_t shards = 16;      // each shard has its own lock; hits on different shards never contend
   const MonotonicClock* clock = nullptr;  // nullptr: SteadyClock
+  // After this fraction of an entry's TTL, the first hit also makes its caller the leader of a
+  // refresh (kHitRefresh), so that a busy key is renewed before it expires instead of every
+  // request waiting for the remote call at expiry. 0 (or >= 1): never.
+  double refresh_after = 0;
 };
 
 struct CoalescingCacheStats {
@@ -36,6 +40,7 @@ struct CoalescingCacheStats {
   uint64_t misses = 0;     // lookups that made the caller a leader
   uint64_t coalesced = 0;  // lookups that joined an in-flight leader
   uint64_t evictions = 0;  // LRU evictions (expired entries are not counted)
+  uint64_t refreshes = 0;  // hits that also became the leader of a refresh (kHitRefresh)
 };
 
 template <typename V>
@@ -52,6 +57,10 @@ class CoalescingCache {
     kHit,     // `value` holds the cached value; the callback is dropped
     kLeader,  // the caller must call complete(key, ...) exactly once, success or failure
     kJoined,  // the callback will run (via the dispatcher) when the leader completes
+    // A hit (`value` holds it, the callback is dropped) whose caller must also refresh the
+    // entry: call complete(key, ...) exactly once. Until then other hits are plain, and once
+    // the entry expires lookups join the refresh.
+    kHitRefresh,
   };
   struct Lookup {
     Outcome outcome;
@@ -59,7 +68,10 @@ class CoalescingCache {
   };
 
   explicit CoalescingCache(CoalescingCacheOptions options = {})
-      : clock_(options.clock != nullptr ? options.clock : &SteadyClock::instance()) {
+      : clock_(options.clock != nullptr ? options.clock : &SteadyClock::instance()),
+        refresh_after_(options.refresh_after > 0 && options.refresh_after < 1
+                           ? options.refresh_after
+                           : 0) {
     size_t shards = std::max<size_t>(1, std::min(options.shards, std::max<size_t>(1, options.capacity)));
     size_t perShard = std::max<size_t>(1, (options.capacity + shards - 1) / shards);
     shards_.reserve(shards);
@@ -78,8 +90,13 @@ class CoalescingCache {
   Lookup lookup(std::string_view key, D&& dispatch, C&& onComplete) {
     Shard& shard = shardFor(key);
     MutexLock lock(&shard.mu);
-    if (auto value = shard.findLocked(key, clock_->now())) {
+    bool refresh = false;
+    if (auto value = shard.findLocked(key, clock_->now(), &refresh)) {
       hits_.fetch_add(1, std::memory_order_relaxed);
+      if (refresh && shard.inflight.emplace(std::string(key), std::vector<Waiter>{}).second) {
+        refreshes_.fetch_add(1, std::memory_order_relaxed);
+        return {Outcome::kHitRefresh, std::move(value)};
+      }
       return {Outcome::kHit, std::move(value)};
     }
     auto it = shard.inflight.find(toAbsl(key));
@@ -103,7 +120,12 @@ class CoalescingCache {
     {
       MutexLock lock(&shard.mu);
       if (result.ok() && ttl > std::chrono::nanoseconds::zero()) {
-        evictions_.fetch_add(shard.insertLocked(key, *result, clock_->now() + ttl),
+        auto now = clock_->now();
+        auto refresh_at =
+            refresh_after_ > 0
+                ? now + std::chrono::duration_cast<std::chrono::nanoseconds>(ttl * refresh_after_)
+                : MonotonicClock::TimePoint::max();
+        evictions_.fetch_add(shard.insertLocked(key, *result, now + ttl, refresh_at),
                              std::memory_order_relaxed);
       }
       auto it = shard.inflight.find(toAbsl(key));
@@ -129,7 +151,8 @@ class CoalescingCache {
   std::optional<V> get(std::string_view key) {
     Shard& shard = shardFor(key);
     MutexLock lock(&shard.mu);
-    return shard.findLocked(key, clock_->now());
+    bool refresh = false;
+    return shard.findLocked(key, clock_->now(), &refresh);
   }
 
   size_t size() const {
@@ -142,7 +165,7 @@ class CoalescingCache {
   }
 
   CoalescingCacheStats stats() const {
-    return {hits_.load(), misses_.load(), coalesced_.load(), evictions_.load()};
+    return {hits_.load(), misses_.load(), coalesced_.load(), evictions_.load(), refreshes_.load()};
   }
 
  private:
@@ -154,12 +177,13 @@ class CoalescingCache {
     std::string key;
     V value;
     MonotonicClock::TimePoint expires;
+    MonotonicClock::TimePoint refresh_at;  // from here on a hit is also due to refresh
   };
   struct Shard {
     explicit Shard(size_t cap) : capacity(cap) {}
 
-    std::optional<V> findLocked(std::string_view key, MonotonicClock::TimePoint now)
-        ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    std::optional<V> findLocked(std::string_view key, MonotonicClock::TimePoint now,
+                                bool* refresh) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
       auto it = index.find(toAbsl(key));
       if (it == index.end()) {
         return std::nullopt;
@@ -170,16 +194,18 @@ class CoalescingCache {
         return std::nullopt;
       }
       lru.splice(lru.begin(), lru, it->second);
+      *refresh = it->second->refresh_at <= now;
       return it->second->value;
     }
 
     // Returns how many entries were evicted to make room.
-    uint64_t insertLocked(std::string_view key, const V& value, MonotonicClock::TimePoint expires)
-        ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    uint64_t insertLocked(std::string_view key, const V& value, MonotonicClock::TimePoint expires,
+                          MonotonicClock::TimePoint refresh_at) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
       auto it = index.find(toAbsl(key));
       if (it != index.end()) {
         it->second->value = value;
         it->second->expires = expires;
+        it->second->refresh_at = refresh_at;
         lru.splice(lru.begin(), lru, it->second);
         return 0;
       }
@@ -189,7 +215,7 @@ class CoalescingCache {
         lru.pop_back();
         ++evicted;
       }
-      lru.push_front(Entry{std::string(key), value, expires});
+      lru.push_front(Entry{std::string(key), value, expires, refresh_at});
       index.emplace(lru.front().key, lru.begin());
       return evicted;
     }
@@ -212,8 +238,9 @@ class CoalescingCache {
   }
 
   const MonotonicClock* clock_;
+  const double refresh_after_;
   std::vector<std::unique_ptr<Shard>> shards_;
-  std::atomic<uint64_t> hits_{0}, misses_{0}, coalesced_{0}, evictions_{0};
+  std::atomic<uint64_t> hits_{0}, misses_{0}, coalesced_{0}, evictions_{0}, refreshes_{0};
 };
 
 }  // namespace aaproxy

@@ -34,6 +34,48 @@ TEST_F(CoalescingCacheTest, MissLeaderThenHitUntilTtl) {
   EXPECT_EQ(cache.size(), 0u);
 }
 
+TEST_F(CoalescingCacheTest, BusyKeyIsRefreshedBeforeItExpires) {
+  Cache cache({.clock = &clock_, .refresh_after = 0.8});
+  cache.lookup("k", nullptr, ignore());
+  cache.complete("k", std::string("old"), 10s);
+  clock_.advance(7999ms);
+  EXPECT_EQ(cache.lookup("k", nullptr, ignore()).outcome, Cache::Outcome::kHit);
+  clock_.advance(1ms);
+  // The first hit past 80% of the TTL gets the value and leads the refresh; others just hit.
+  auto l = cache.lookup("k", nullptr, ignore());
+  ASSERT_EQ(l.outcome, Cache::Outcome::kHitRefresh);
+  EXPECT_EQ(*l.value, "old");
+  EXPECT_EQ(cache.lookup("k", nullptr, ignore()).outcome, Cache::Outcome::kHit);
+  cache.complete("k", std::string("new"), 10s);
+  clock_.advance(5s);  // past the first value's expiry
+  l = cache.lookup("k", nullptr, ignore());
+  ASSERT_EQ(l.outcome, Cache::Outcome::kHit);
+  EXPECT_EQ(*l.value, "new");
+  EXPECT_EQ(cache.stats().refreshes, 1u);
+}
+
+TEST_F(CoalescingCacheTest, LookupsJoinARefreshThatOutlivesTheEntry) {
+  Cache cache({.clock = &clock_, .refresh_after = 0.8});
+  cache.lookup("k", nullptr, ignore());
+  cache.complete("k", std::string("old"), 10s);
+  clock_.advance(9s);
+  ASSERT_EQ(cache.lookup("k", nullptr, ignore()).outcome, Cache::Outcome::kHitRefresh);
+  clock_.advance(1s);  // expired, the refresh still running
+  std::string got;
+  EXPECT_EQ(cache.lookup("k", nullptr, [&got](const Cache::Result& r) { got = *r; }).outcome,
+            Cache::Outcome::kJoined);
+  cache.complete("k", std::string("new"), 10s);
+  EXPECT_EQ(got, "new");
+}
+
+TEST_F(CoalescingCacheTest, NoRefreshByDefault) {
+  Cache cache({.clock = &clock_});
+  cache.lookup("k", nullptr, ignore());
+  cache.complete("k", std::string("v"), 10s);
+  clock_.advance(9999ms);
+  EXPECT_EQ(cache.lookup("k", nullptr, ignore()).outcome, Cache::Outcome::kHit);
+}
+
 TEST_F(CoalescingCacheTest, TtlIsPerInsert) {
   Cache cache({.clock = &clock_});
   cache.lookup("allowed", nullptr, ignore());

@@ -46,6 +46,9 @@ class AuthenticationSnapshot {
 
 namespace {
 
+// The fraction of a cached SubjectAccessReview decision's TTL after which a hit also renews it.
+constexpr double kSubjectAccessReviewRefreshAfter = 0.8;
+
 struct AdmissionMetrics {
   Counter& authn_success;
   Counter& authn_failure;
@@ -272,7 +275,10 @@ class DelegatedAdmission::Impl {
         authz_transport_(std::move(authz_transport)),
         authorizer_options_(std::move(authorizer_options)),
         token_cache_(CoalescingCacheOptions{.capacity = options_.cache_size}),
-        sar_cache_(CoalescingCacheOptions{.capacity = options_.cache_size}),
+        // A busy decision is renewed in its last fifth, so that its requests do not all wait
+        // for kube-apiserver when it expires (a slow kube-apiserver stalled them for as long).
+        sar_cache_(CoalescingCacheOptions{.capacity = options_.cache_size,
+                                          .refresh_after = kSubjectAccessReviewRefreshAfter}),
         current_authorizer_(std::move(authorizer)),
         current_routes_(options_.routes) {}
 
@@ -299,6 +305,9 @@ class DelegatedAdmission::Impl {
   template <typename Done>
   void decide(LoopState& state, Dispatcher& loop, const UserInfo& user, const RequestInfo& info,
               Done&& done);
+  // Sends the SubjectAccessReview; `key` (empty: not cacheable) is completed in the cache.
+  void sendSubjectAccessReview(LoopState& state, const UserInfo& user, const RequestInfo& info,
+                               std::string key, VerdictCallback done);
   void checkImpersonation(LoopState& state, Dispatcher& loop, UserInfo requestor, size_t index,
                           std::shared_ptr<PendingRequest> request);
   void authorize(LoopState& state, Dispatcher& loop, UserInfo user,
@@ -694,6 +703,13 @@ void DelegatedAdmission::Impl::decide(LoopState& state, Dispatcher& loop, const 
       done(state.authorizer->finishWithSubjectAccessReview(*std::move(lookup.value)));
       return;
     }
+    if (lookup.outcome == CoalescingCache<SubjectAccessReviewStatus>::Outcome::kHitRefresh) {
+      // Answered from the cache; the review renews the entry for whoever comes next.
+      metrics.sar_cache_hit.inc();
+      sendSubjectAccessReview(state, user, info, key, [](const AuthorizationVerdict&) {});
+      done(state.authorizer->finishWithSubjectAccessReview(*std::move(lookup.value)));
+      return;
+    }
     if (lookup.outcome == CoalescingCache<SubjectAccessReviewStatus>::Outcome::kJoined) {
       metrics.sar_cache_coalesced.inc();
       return;
@@ -701,7 +717,14 @@ void DelegatedAdmission::Impl::decide(LoopState& state, Dispatcher& loop, const 
     metrics.sar_cache_miss.inc();
   }
   // This loop's leader (or an uncacheable request): ask kube-apiserver.
-  std::string key = cacheable ? state.sar_key : std::string();
+  sendSubjectAccessReview(state, user, info, cacheable ? state.sar_key : std::string(),
+                          VerdictCallback(std::forward<Done>(done)));
+}
+
+void DelegatedAdmission::Impl::sendSubjectAccessReview(LoopState& state, const UserInfo& user,
+                                                       const RequestInfo& info, std::string key,
+                                                       VerdictCallback done) {
+  const bool cacheable = !key.empty();
   HeaderMap headers;
   headers.add("Content-Type", "application/json");
   headers.add("Accept", "application/json");
@@ -709,8 +732,7 @@ void DelegatedAdmission::Impl::decide(LoopState& state, Dispatcher& loop, const 
   state.authz_client->request(
       "POST", kSubjectAccessReviewPath, subjectAccessReviewRequestBody(user, info),
       std::move(headers),
-      [this, &state, key = std::move(key), cacheable, start,
-       done = VerdictCallback(std::forward<Done>(done)),
+      [this, &state, key = std::move(key), cacheable, start, done = std::move(done),
        info](absl::StatusOr<ApiResponse> response) {
         AdmissionMetrics& metrics = AdmissionMetrics::get();
         metrics.sar_latency.observe(absl::ToDoubleSeconds(absl::Now() - start));

@@ -45,8 +45,8 @@ class ServerTlsContext {
 };
 
 // The certificates a TLS client sent after its leaf (SSL_get_peer_cert_chain on a server), also
-// on a session resumed from a ticket, where OpenSSL restores only the leaf and the chain comes
-// from the ticket (see ServerTlsContext::create). Empty when the client sent no chain.
+// on a resumed session, which comes from the server's session cache with its chain (see
+// ServerTlsContext::create). Empty when the client sent no chain.
 X509StackPtr peerCertificateChain(SSL* ssl);
 
 // Reads a whole file; the error names the path.

@@ -180,8 +180,8 @@ TEST_P(ServerTlsContextTest, ResumedSessionKeepsTheLeafAndChainForTheAuthenticat
       CertificatePool::fromPem(client_ca_.pem());
   ASSERT_TRUE(pool.ok()) << pool.status();
 
-  // Tickets (stateless, the chain rides in the ticket) and, TLS 1.2 only, session ids (the
-  // server's in-memory cache keeps the whole session).
+  // A client that takes tickets and one that does not: either way the session (and its chain)
+  // comes from the server's cache, by a stateful TLS 1.3 ticket or a TLS 1.2 session id.
   for (uint64_t client_options : {uint64_t{0}, uint64_t{SSL_OP_NO_TICKET}}) {
     SCOPED_TRACE(client_options == 0 ? "tickets" : "no tickets");
     Handshake first =
@@ -195,7 +195,7 @@ TEST_P(ServerTlsContextTest, ResumedSessionKeepsTheLeafAndChainForTheAuthenticat
     SSL_SESSION_free(session);
     ASSERT_TRUE(resumed.done) << resumed.error;
     EXPECT_EQ(SSL_session_reused(resumed.server.get()), 1);
-    // A session resumed from a ticket that a resumed session issued keeps the chain too.
+    // A session resumed from one that a resumed connection issued keeps the chain too.
     Handshake again =
         runHandshake(ctx->get(), GetParam(), &bob, {&intermediate}, renewed, client_options);
     SSL_SESSION_free(renewed);
@@ -214,6 +214,22 @@ TEST_P(ServerTlsContextTest, ResumedSessionKeepsTheLeafAndChainForTheAuthenticat
       EXPECT_TRUE(verifyClientCertificate(**pool, peer, absl::Now()).ok());
     }
   }
+}
+
+TEST_P(ServerTlsContextTest, ResumptionComesFromTheServerCacheWithoutDecodingCertificates) {
+  TestCertificate alice = makeCertificate({.commonName = "alice"}, &client_ca_);
+  std::shared_ptr<const ServerTlsContext> ctx = contextWithBothCas();
+  Handshake first = runHandshake(ctx->get(), GetParam(), &alice);
+  ASSERT_TRUE(first.done) << first.error;
+  SSL_SESSION* session = SSL_get1_session(first.client.get());
+  Handshake resumed = runHandshake(ctx->get(), GetParam(), &alice, {}, session);
+  SSL_SESSION_free(session);
+  ASSERT_TRUE(resumed.done) << resumed.error;
+  EXPECT_EQ(SSL_session_reused(resumed.server.get()), 1);
+  EXPECT_EQ(SSL_CTX_sess_hits(ctx->get()), 1);
+  // The cached session's certificate object itself, not a copy decoded from a ticket.
+  EXPECT_EQ(SSL_get0_peer_certificate(resumed.server.get()),
+            SSL_get0_peer_certificate(first.server.get()));
 }
 
 TEST_P(ServerTlsContextTest, LeafOnlyClientHasAnEmptyChainAfterResumption) {
