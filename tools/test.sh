@@ -6,13 +6,17 @@ cd "$(dirname "$0")/.."
 bash tools/install-deps.sh || exit 1
 
 bazel_args=("$@")
+# A log of this run only: two runs at once (say, ASan beside the plain suite) must not count
+# each other's targets.
+log=$(mktemp /tmp/aa-proxy-test.XXXXXX.log)
+trap 'rm -f "$log"' EXIT
 # Debian's Bazel lets linux-sandbox print its debug trace for every action; drop that noise.
 bazel test --keep_going "${bazel_args[@]}" //... 2>&1 | grep --line-buffered -v 'src/main/tools/linux-sandbox' |
-  tee /tmp/aa-proxy-test.log
+  tee "$log"
 status=${PIPESTATUS[0]}
 
 testlogs=$(bazel info "${bazel_args[@]}" bazel-testlogs 2>/dev/null)
-summary=$(python3 tools/count_tests.py /tmp/aa-proxy-test.log "$testlogs")
+summary=$(python3 tools/count_tests.py "$log" "$testlogs")
 passed=${summary%% passed*}
 failed=$(echo "$summary" | sed -E 's/.* ([0-9]+) failed/\1/')
 if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
