@@ -179,6 +179,32 @@ class Http2Test(ProxyTestBase):
         self.assertGreater(closed_after, 0.8)
         self.assertLess(closed_after, 5)
 
+    def test_streams_after_the_connection_idled_are_served(self):
+        # A second without open streams releases the connection's spare streams and empty
+        # buffers, and keeps the session (HPACK tables, settings, windows): later streams are
+        # served as before, and the idle timeout still counts from the last stream.
+        self.proxy.stop()
+        self.proxy = self.start_proxy(self.backend.upstream, ["--idle-timeout", "4s"])
+        client = H2Client(self.port, self.alice)
+        self.addCleanup(client.sock.close)
+        bodies = []
+        for stream_id in (1, 3, 5):
+            client.send(frame(HEADERS, END_HEADERS | END_STREAM, stream_id,
+                              hpack(request_fields(GV + "/namespaces/default/samples", "GET",
+                                                   [("x-trace", "kept")]))))
+            status, body, error = client.response(stream_id)
+            self.assertEqual((status, error), (200, None), body)
+            bodies.append(body)
+            answered = time.monotonic()
+            time.sleep(1.5)
+        self.assertEqual(bodies, [LIST_DEFAULT] * 3)
+        client.sock.settimeout(10)
+        while client.sock.recv(4096):
+            pass
+        closed_after = time.monotonic() - answered
+        self.assertGreater(closed_after, 3.5)
+        self.assertLess(closed_after, 6)
+
     def test_serving_certificate_reload_reaches_new_h2_connections(self):
         serving = self.tmp / "serving"
         serving.mkdir()

@@ -245,6 +245,50 @@ class ProxyDataPlaneTest(ProxyTestBase):
         self.assertEqual([r.body for r in results], [DISCOVERY, LIST_DEFAULT])
         self.assertEqual([r.num_connects for r in results], [1, 0])
 
+    def test_keep_alive_connection_serves_after_idling(self):
+        # After a second without a request, a kept-alive HTTP/1.1 connection gives back its
+        # read buffer and header buffers; the next request (and one whose head arrives in two
+        # parts a second and a half apart, straddling that point) must be served as before.
+        with harness.BufferedTlsClient(self.port, self.alice) as client:
+            client.handshake()
+            client.queue(f"GET {GV} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+            client.flush()
+            first = client.read_response()
+            time.sleep(1.5)
+            client.queue(f"GET {GV}/namespaces/default/samples HTTP/1.1\r\n"
+                         "Host: 127.0.0.1\r\nX-Remote-User: mallory\r\n\r\n".encode())
+            client.flush()
+            second = client.read_response()
+            client.queue(f"GET /debug/headers HTTP/1.1\r\nHost: 127.0.0.1\r\n".encode())
+            client.flush()
+            time.sleep(1.5)
+            client.queue(b"X-Remote-Group: system:masters\r\n\r\n")
+            client.flush()
+            third = client.read_response()
+        self.assertEqual([head.split(b"\r\n")[0] for head, _ in (first, second, third)],
+                         [b"HTTP/1.1 200 OK"] * 3)
+        self.assertEqual([first[1], second[1]], [DISCOVERY, LIST_DEFAULT])
+        headers = json.loads(third[1])["headers"]
+        self.assertEqual([v for n, v in headers if n.lower() in ("x-remote-user", "x-remote-group")],
+                         ["alice", "dev", "system:authenticated"])
+
+    def test_idle_timeout_counts_from_the_last_response(self):
+        # The idle timer stops once on the way (to release memory); the timeout stays whole.
+        self.proxy.stop()
+        self.proxy = self.start_proxy(self.backend.upstream, ["--idle-timeout", "3s"])
+        with harness.BufferedTlsClient(self.port, self.alice, timeout=10) as client:
+            client.handshake()
+            client.queue(f"GET {GV} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+            client.flush()
+            self.assertEqual(client.read_response()[1], DISCOVERY)
+            answered = time.monotonic()
+            with self.assertRaises(ConnectionError):
+                while True:
+                    client._receive()  # an alert may come before the end of the stream
+            closed_after = time.monotonic() - answered
+        self.assertGreater(closed_after, 2.7)
+        self.assertLess(closed_after, 4.5)
+
     def test_chunked_upload_arrives_intact(self):
         payload = os.urandom(5 * 1024 * 1024 + 3)
         upload = self.tmp / "upload.bin"

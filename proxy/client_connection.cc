@@ -76,12 +76,40 @@ void ClientConnection::start() {
 }
 
 void ClientConnection::armTimer(absl::Duration timeout) {
+  idle_release_pending_ = false;
   timeval tv = absl::ToTimeval(timeout);
   evtimer_add(timer_.get(), &tv);
 }
 
+void ClientConnection::armIdleTimer() {
+  const absl::Duration idle_timeout = worker_.options().idle_timeout;
+  if (idle_timeout <= kIdleReleaseDelay) {
+    armTimer(idle_timeout);
+    return;
+  }
+  armTimer(kIdleReleaseDelay);
+  idle_release_pending_ = true;
+}
+
+void ClientConnection::releaseIdleMemory() {
+  releaseEmptyChains(bufferevent_get_input(bev_.get()));
+  head_ = RequestHead();
+  response_head_ = ResponseHead();
+  std::string().swap(upstream_request_);
+  std::string().swap(identity_lines_);
+  std::string().swap(downstream_response_.head);
+  std::string().swap(user_name_);
+  std::string().swap(metrics_verb_);
+  std::string().swap(audit_id_);
+}
+
 void ClientConnection::onTimer(evutil_socket_t, short, void* self) {
   auto* conn = static_cast<ClientConnection*>(self);
+  if (conn->idle_release_pending_ && conn->phase_ == Phase::kAwaitingRequest) {
+    conn->releaseIdleMemory();
+    conn->armTimer(conn->worker_.options().idle_timeout - kIdleReleaseDelay);
+    return;
+  }
   if (conn->phase_ == Phase::kAwaitingRequest || conn->phase_ == Phase::kReadingHead) {
     AA_VLOG(4) << "closing " << conn->peer_ip_ << ": "
                << (conn->phase_ == Phase::kAwaitingRequest ? "idle" : "request header")
@@ -843,7 +871,7 @@ void ClientConnection::finishCycle() {
   framing_ = BodyFraming::kNone;
   response_status_ = 0;
   phase_ = Phase::kAwaitingRequest;
-  armTimer(worker_.options().idle_timeout);
+  armIdleTimer();
   request_pause_ = PauseReason::kNone;
   http_parser_pause(&request_parser_, 0);
   processDownstreamInput();

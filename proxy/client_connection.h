@@ -118,6 +118,12 @@ class ClientConnection : public UpstreamConnection::Handler,
   // After the handshake, when ALPN chose h2.
   void startHttp2();
   void armTimer(absl::Duration timeout);
+  // After a response, when the connection is kept alive: the idle timeout, with a stop after
+  // kIdleReleaseDelay to release the memory an idle connection does not need.
+  void armIdleTimer();
+  // Frees what only a request in progress needs: the input buffer's empty chain that
+  // bufferevent_openssl reserves for its next read, and the kept header and request buffers.
+  void releaseIdleMemory();
   void logRequest(int status);
   void releaseUpstream(bool reusable);
   bool forwardingBodyBlocked() const;
@@ -136,6 +142,8 @@ class ClientConnection : public UpstreamConnection::Handler,
   ConnectionInfo http2_info_;  // what every HTTP/2 stream's admission sees
   std::unique_ptr<Http2Connection> http2_;
   EventPtr timer_;
+  // The timer runs to the idle-memory release first; the idle timeout is what is left after it.
+  bool idle_release_pending_ = false;
   Phase phase_ = Phase::kAwaitingRequest;
   bool close_after_flush_ = false;
   bool draining_ = false;

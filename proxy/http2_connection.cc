@@ -945,16 +945,41 @@ void Http2Connection::fail(const char* what, int error) {
 }
 
 void Http2Connection::updateIdleTimer() {
+  idle_release_pending_ = false;
   if (streams_.empty() && !closing_) {
-    timeval tv = absl::ToTimeval(worker_.options().idle_timeout);
+    absl::Duration timeout = worker_.options().idle_timeout;
+    if (timeout > kIdleReleaseDelay) {
+      timeout = kIdleReleaseDelay;
+      idle_release_pending_ = true;
+    }
+    timeval tv = absl::ToTimeval(timeout);
     evtimer_add(idle_timer_.get(), &tv);
   } else {
     evtimer_del(idle_timer_.get());
   }
 }
 
+void Http2Connection::releaseIdleMemory() {
+  closed_.clear();
+  closed_.shrink_to_fit();
+  spare_.clear();
+  spare_.shrink_to_fit();
+  resume_reading_.clear();
+  resume_reading_.shrink_to_fit();
+  streams_ = {};
+  releaseEmptyChains(out_.get());
+  releaseEmptyChains(transport_.input());
+}
+
 void Http2Connection::onIdleTimer(evutil_socket_t, short, void* self) {
   auto* conn = static_cast<Http2Connection*>(self);
+  if (conn->idle_release_pending_) {
+    conn->idle_release_pending_ = false;
+    conn->releaseIdleMemory();
+    timeval tv = absl::ToTimeval(conn->worker_.options().idle_timeout - kIdleReleaseDelay);
+    evtimer_add(conn->idle_timer_.get(), &tv);
+    return;
+  }
   AA_VLOG(4) << "closing HTTP/2 connection from " << conn->info_.peer_ip << ": idle timeout";
   conn->drain();
 }

@@ -98,7 +98,10 @@ class Http2Connection {
   void recycleClosedStreams();
   // From inside a stream: sendPending() on the next turn of the loop's active queue.
   void scheduleSend();
+  // With no stream open: the idle timeout, with a stop after kIdleReleaseDelay to release what
+  // only streams need (spare streams and their buffers, empty buffer chains).
   void updateIdleTimer();
+  void releaseIdleMemory();
   // A stream has response bytes waiting: makes sure the stall check runs within
   // --http2-stall-timeout. Cheap when it is already due.
   void watchForStall();
@@ -116,6 +119,7 @@ class Http2Connection {
   EvBufferPtr out_;
   EventPtr send_event_;
   EventPtr idle_timer_;
+  bool idle_release_pending_ = false;
   EventPtr stall_timer_;
   bool stall_timer_armed_ = false;
   uint64_t data_frames_sent_ = 0;  // DATA frames handed to nghttp2, all streams

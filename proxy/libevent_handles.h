@@ -30,4 +30,19 @@ using BufferEventPtr = std::unique_ptr<bufferevent, FreeWith<bufferevent_free>>;
 using ListenerPtr = std::unique_ptr<evconnlistener, FreeWith<evconnlistener_free>>;
 using EvBufferPtr = std::unique_ptr<evbuffer, FreeWith<evbuffer_free>>;
 
+// Frees the empty chains an empty evbuffer keeps: bufferevent_openssl reserves 16 KiB (a 32 KiB
+// chain) for its next read and keeps it while the connection waits, and evbuffer_drain() leaves
+// an empty buffer alone. A buffer given another's data first frees its empty chains, and draining
+// all of that then frees the rest. Does nothing to a buffer that holds data.
+inline void releaseEmptyChains(evbuffer* buffer) {
+  if (evbuffer_get_length(buffer) != 0) {
+    return;
+  }
+  EvBufferPtr byte(evbuffer_new());
+  if (byte && evbuffer_add(byte.get(), "", 1) == 0 &&
+      evbuffer_prepend_buffer(buffer, byte.get()) == 0) {
+    evbuffer_drain(buffer, evbuffer_get_length(buffer));
+  }
+}
+
 }  // namespace aaproxy
