@@ -329,10 +329,12 @@ class Bench:
         self.rows: List[Tuple[str, str, str, str, str, str]] = []
         self.bin = self.build()
         self.pki = harness.Pki(self.tmp / "pki")
-        self.ca = self.pki.ca("ca", "aa-proxy-abuse-ca")
+        key_type = getattr(args, "key_type", "ec")
+        self.ca = self.pki.ca("ca", "aa-proxy-abuse-ca", key_type=key_type)
         self.server = self.pki.issue(self.ca, "server", "127.0.0.1", ext_key_usage="serverAuth",
-                                     sans=["IP:127.0.0.1", "DNS:localhost"])
-        client = self.pki.issue(self.ca, "client", "bench-user", orgs=["bench-readers"])
+                                     sans=["IP:127.0.0.1", "DNS:localhost"], key_type=key_type)
+        client = self.pki.issue(self.ca, "client", "bench-user", orgs=["bench-readers"],
+                                key_type=key_type)
         self.tls = Tls(self.ca.cert, client.cert, client.key)
         self.backend_port = harness.free_port()
         backend = self.start("backend", [self.bin / "sample/sample-backend", "--listen",
@@ -943,8 +945,10 @@ http {{
         headers = ("part", "measure", "aa-proxy", "nginx", "comparison", "goal")
         widths = [max(len(str(r[i])) for r in self.rows + [headers]) for i in range(6)]
         print()
+        key = "RSA 2048" if getattr(self.args, "key_type", "ec") == "rsa" else "EC P-256"
         print(f"aa-proxy load, memory and abuse benchmark ({'--quick' if self.quick else 'full'}; "
-              f"{os.cpu_count()} cores, load average before start {self.load_average})")
+              f"{key} keys; {os.cpu_count()} cores, load average before start "
+              f"{self.load_average})")
         print()
         print(" | ".join(h.ljust(w) for h, w in zip(headers, widths)))
         print("-|-".join("-" * w for w in widths))
@@ -960,6 +964,10 @@ def main() -> int:
     parser.add_argument("--soak-minutes", type=float, default=None,
                         help="soak duration in minutes [10; --quick: 0.5]")
     parser.add_argument("--keep-tmp", action="store_true")
+    parser.add_argument("--key-type", choices=("ec", "rsa"),
+                        default=os.environ.get("BENCH_KEY_TYPE", "ec"),
+                        help="keys of the throwaway PKI: EC P-256, or RSA 2048 as kubeadm's "
+                             "[ec; env BENCH_KEY_TYPE]")
     args = parser.parse_args()
     parts = args.parts or list(PARTS)
     for part in parts:
