@@ -6,6 +6,7 @@
 #
 #   fuzz/run.sh [SECONDS]
 #   FUZZ_TARGETS="http1_request selector" fuzz/run.sh 600   # some targets only
+#   FUZZ_RUNS=10000000 fuzz/run.sh 36000   # each target until 10M executions (or 10 h)
 #
 # Environment: FUZZ_WORKDIR (default /tmp/aa-proxy-fuzz: grown corpora, crash inputs, logs),
 # AA_PROXY_FUZZ_OUTPUT_BASE (default ~/.cache/aa-proxy-fuzz), FUZZ_RSS_LIMIT_MB (default 2048).
@@ -20,6 +21,11 @@ fi
 output_base=${AA_PROXY_FUZZ_OUTPUT_BASE:-$HOME/.cache/aa-proxy-fuzz}
 workdir=${FUZZ_WORKDIR:-/tmp/aa-proxy-fuzz}
 rss_limit_mb=${FUZZ_RSS_LIMIT_MB:-2048}
+runs=${FUZZ_RUNS:--1}
+if ! [[ "$runs" =~ ^-?[0-9]+$ ]]; then
+  echo "FUZZ_RUNS: not a number: $runs" >&2
+  exit 2
+fi
 all_targets="http1_request http2_session request_info selector request_header configmap
   kubeconfig static_policy flags_config token_review subject_access_review"
 targets=${FUZZ_TARGETS:-$all_targets}
@@ -64,7 +70,7 @@ for t in $targets; do
     UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
     timeout --kill-after=30 $((seconds + 120)) \
     "$bin_dir/${t}_fuzzer" "$dir/corpus" "${dict[@]}" \
-    -max_total_time="$seconds" -rss_limit_mb="$rss_limit_mb" -malloc_limit_mb="$rss_limit_mb" \
+    -max_total_time="$seconds" -runs="$runs" -rss_limit_mb="$rss_limit_mb" -malloc_limit_mb="$rss_limit_mb" \
     -timeout=10 -max_len=4096 -use_value_profile=1 -print_final_stats=1 \
     -artifact_prefix="$dir/artifacts/" >"$dir/log" 2>&1
   status=$?
