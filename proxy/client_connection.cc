@@ -76,19 +76,13 @@ void ClientConnection::start() {
 }
 
 void ClientConnection::armTimer(absl::Duration timeout) {
-  idle_release_pending_ = false;
+  idle_stages_.cancel();
   timeval tv = absl::ToTimeval(timeout);
   evtimer_add(timer_.get(), &tv);
 }
 
 void ClientConnection::armIdleTimer() {
-  const absl::Duration idle_timeout = worker_.options().idle_timeout;
-  if (idle_timeout <= kIdleReleaseDelay) {
-    armTimer(idle_timeout);
-    return;
-  }
-  armTimer(kIdleReleaseDelay);
-  idle_release_pending_ = true;
+  idle_stages_.arm(timer_.get(), worker_.options().idle_timeout);
 }
 
 void ClientConnection::releaseIdleMemory() {
@@ -105,9 +99,9 @@ void ClientConnection::releaseIdleMemory() {
 
 void ClientConnection::onTimer(evutil_socket_t, short, void* self) {
   auto* conn = static_cast<ClientConnection*>(self);
-  if (conn->idle_release_pending_ && conn->phase_ == Phase::kAwaitingRequest) {
+  if (conn->phase_ == Phase::kAwaitingRequest &&
+      conn->idle_stages_.atReleaseStop(conn->timer_.get(), conn->worker_.options().idle_timeout)) {
     conn->releaseIdleMemory();
-    conn->armTimer(conn->worker_.options().idle_timeout - kIdleReleaseDelay);
     return;
   }
   if (conn->phase_ == Phase::kAwaitingRequest || conn->phase_ == Phase::kReadingHead) {

@@ -12,6 +12,7 @@
 #include "proxy/admission.h"
 #include "proxy/http2_connection.h"
 #include "proxy/http_message.h"
+#include "proxy/idle_timer.h"
 #include "proxy/libevent_handles.h"
 #include "proxy/upstream_pool.h"
 
@@ -119,7 +120,7 @@ class ClientConnection : public UpstreamConnection::Handler,
   void startHttp2();
   void armTimer(absl::Duration timeout);
   // After a response, when the connection is kept alive: the idle timeout, with a stop after
-  // kIdleReleaseDelay to release the memory an idle connection does not need.
+  // kIdleReleaseDelay to release the memory an idle connection does not need (IdleStages).
   void armIdleTimer();
   // Frees what only a request in progress needs: the input buffer's empty chain that
   // bufferevent_openssl reserves for its next read, and the kept header and request buffers.
@@ -141,9 +142,8 @@ class ClientConnection : public UpstreamConnection::Handler,
   bool handshake_done_ = false;
   ConnectionInfo http2_info_;  // what every HTTP/2 stream's admission sees
   std::unique_ptr<Http2Connection> http2_;
-  EventPtr timer_;
-  // The timer runs to the idle-memory release first; the idle timeout is what is left after it.
-  bool idle_release_pending_ = false;
+  EventPtr timer_;  // the header deadline, or the idle one
+  IdleStages idle_stages_;
   Phase phase_ = Phase::kAwaitingRequest;
   bool close_after_flush_ = false;
   bool draining_ = false;

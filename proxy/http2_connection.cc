@@ -945,16 +945,10 @@ void Http2Connection::fail(const char* what, int error) {
 }
 
 void Http2Connection::updateIdleTimer() {
-  idle_release_pending_ = false;
   if (streams_.empty() && !closing_) {
-    absl::Duration timeout = worker_.options().idle_timeout;
-    if (timeout > kIdleReleaseDelay) {
-      timeout = kIdleReleaseDelay;
-      idle_release_pending_ = true;
-    }
-    timeval tv = absl::ToTimeval(timeout);
-    evtimer_add(idle_timer_.get(), &tv);
+    idle_stages_.arm(idle_timer_.get(), worker_.options().idle_timeout);
   } else {
+    idle_stages_.cancel();
     evtimer_del(idle_timer_.get());
   }
 }
@@ -973,11 +967,9 @@ void Http2Connection::releaseIdleMemory() {
 
 void Http2Connection::onIdleTimer(evutil_socket_t, short, void* self) {
   auto* conn = static_cast<Http2Connection*>(self);
-  if (conn->idle_release_pending_) {
-    conn->idle_release_pending_ = false;
+  if (conn->idle_stages_.atReleaseStop(conn->idle_timer_.get(),
+                                       conn->worker_.options().idle_timeout)) {
     conn->releaseIdleMemory();
-    timeval tv = absl::ToTimeval(conn->worker_.options().idle_timeout - kIdleReleaseDelay);
-    evtimer_add(conn->idle_timer_.get(), &tv);
     return;
   }
   AA_VLOG(4) << "closing HTTP/2 connection from " << conn->info_.peer_ip << ": idle timeout";

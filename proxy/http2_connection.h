@@ -16,6 +16,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "proxy/admission.h"
+#include "proxy/idle_timer.h"
 #include "proxy/libevent_handles.h"
 
 namespace aaproxy {
@@ -119,7 +120,7 @@ class Http2Connection {
   EvBufferPtr out_;
   EventPtr send_event_;
   EventPtr idle_timer_;
-  bool idle_release_pending_ = false;
+  IdleStages idle_stages_;
   EventPtr stall_timer_;
   bool stall_timer_armed_ = false;
   uint64_t data_frames_sent_ = 0;  // DATA frames handed to nghttp2, all streams

@@ -149,10 +149,5 @@ bool mayReplayOnNewConnection(std::string_view method, const HeaderMap& headers)
 // High/low watermarks shared by both directions of forwarding.
 inline constexpr size_t kBufferHighWatermark = 1 << 20;
 inline constexpr size_t kBufferLowWatermark = 256 << 10;
-// How long a client connection waits for its next request (HTTP/1.1) or stream (HTTP/2) before
-// it gives back the memory only requests in progress need. Busy connections keep their buffers
-// from one request to the next (no allocation per request); idle ones hold little more than
-// their TLS state.
-inline constexpr absl::Duration kIdleReleaseDelay = absl::Seconds(1);
 
 }  // namespace aaproxy
