@@ -369,6 +369,40 @@ class ProxyDataPlaneTest(ProxyTestBase):
             head, body = client.read_response()
         self.assertEqual((head.split(b"\r\n")[0], body), (b"HTTP/1.1 200 OK", DISCOVERY))
 
+    def handshake_errors(self) -> float:
+        metrics = self.get("/metrics")
+        self.assertEqual(metrics.status, 200, metrics.text)
+        line = re.search(r"^aaproxy_tls_handshake_errors_total (\S+)$", metrics.text,
+                         re.MULTILINE)
+        return float(line.group(1)) if line else 0.0
+
+    def test_client_closing_without_close_notify_gets_a_plain_close(self):
+        # Go's server and nginx take a TCP close without close_notify as the client's close;
+        # OpenSSL 3 by default answers it with a fatal decode_error alert.
+        for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+            with self.subTest(version=version.name):
+                context = harness.client_tls_context(self.alice)
+                context.minimum_version = context.maximum_version = version
+                raw = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+                with context.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+                    # socket.shutdown, not SSLSocket's: that would drop the TLS state.
+                    socket.socket.shutdown(s, socket.SHUT_WR)
+                    self.assertEqual(s.recv(100), b"")  # no alert, no bytes: the close
+        # A request abandoned that way is logged at -v 2 (the access log has no line for it).
+        with harness.tls_connect(self.port, self.alice) as s:
+            s.sendall(b"GET /debug/slow?ms=2000 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            time.sleep(0.3)
+            socket.socket.shutdown(s, socket.SHUT_WR)
+            self.assertEqual(s.recv(100), b"")
+        self.proxy.wait_for_log(r"client 127\.0\.0\.1 closed the connection with a response due$",
+                                timeout=5)
+        # A close before the handshake is done still counts as a failed handshake.
+        before = self.handshake_errors()
+        socket.create_connection(("127.0.0.1", self.port), timeout=5).close()
+        harness.wait_until(lambda: self.handshake_errors() == before + 1, timeout=5,
+                           what="aaproxy_tls_handshake_errors_total to count the close")
+        self.assertEqual(self.get(GV).status, 200)
+
     def test_upgrade_becomes_a_tunnel(self):
         with harness.tls_connect(self.port, self.alice) as s:
             s.sendall(b"GET /debug/echo HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\n"

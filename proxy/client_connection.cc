@@ -143,7 +143,8 @@ void ClientConnection::onDownstreamEvent(bufferevent* bev, short what, void* sel
     }
     return;
   }
-  if ((what & BEV_EVENT_ERROR) && !conn->handshake_done_) {
+  // A close before the handshake is done (with or without an alert) is a failed handshake.
+  if ((what & (BEV_EVENT_ERROR | BEV_EVENT_EOF)) && !conn->handshake_done_) {
     ProxyMetrics::get().tls_handshake_errors.inc();
   }
   if (what & BEV_EVENT_ERROR) {
@@ -151,13 +152,12 @@ void ClientConnection::onDownstreamEvent(bufferevent* bev, short what, void* sel
     if (ssl_error != 0) {
       char buf[256];
       ERR_error_string_n(ssl_error, buf, sizeof(buf));
-      // A client that just closes (no close_notify; curl does) is routine: -v 4.
-      if (ERR_GET_REASON(ssl_error) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
-        AA_VLOG(4) << "TLS error from " << conn->peer_ip_ << ": " << buf;
-      } else {
-        AA_VLOG(2) << "TLS error from " << conn->peer_ip_ << ": " << buf;
-      }
+      AA_VLOG(2) << "TLS error from " << conn->peer_ip_ << ": " << buf;
     }
+  } else if ((what & BEV_EVENT_EOF) &&
+             (conn->phase_ == Phase::kReadingHead || conn->phase_ == Phase::kAdmitting ||
+              conn->phase_ == Phase::kForwarding)) {
+    AA_VLOG(2) << "client " << conn->peer_ip_ << " closed the connection with a response due";
   }
   if (conn->phase_ == Phase::kTunnel && conn->upstream_) {
     // The client finished: let the backend see what is left, then end both sides.

@@ -172,7 +172,11 @@ absl::StatusOr<std::shared_ptr<const ServerTlsContext>> ServerTlsContext::create
     return absl::InvalidArgumentError(
         absl::StrCat("--tls-cipher-suites: ", drainOpenSslErrors()));
   }
-  SSL_CTX_set_options(ctx.get(), SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+  // A client that closes its side without close_notify has simply closed, as for Go's server
+  // and nginx: OpenSSL 3 otherwise answers that close with a fatal decode_error alert. Requests
+  // are framed (length or chunks), so a cut-off one is still seen as incomplete.
+  SSL_CTX_set_options(ctx.get(), SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
+                                     SSL_OP_IGNORE_UNEXPECTED_EOF);
   // Writes handed from our own SSL_write to the bufferevent's retry may see the bytes at a
   // different address; OpenSSL only needs the same bytes.
   SSL_CTX_set_mode(ctx.get(), SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
