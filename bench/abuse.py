@@ -4,7 +4,8 @@ in front of the same sample backend, measured in the same run, one table at the 
 
 Parts (all by default, or name some):
   handshakes      new mTLS connections per second and proxy CPU per connection (handshake + one
-                  request, `Connection: close`), TLS 1.3 and 1.2, full and resumed
+                  request, `Connection: close`; with --handshake-only the handshake alone: the
+                  client half-closes once it is done), TLS 1.3 and 1.2, full and resumed
   idle            10,000 idle keep-alive mTLS connections, HTTP/1.1 and HTTP/2: base RSS and RSS
                   per connection
   slowloris       1,000 clients sending their request head one byte a second while the load
@@ -183,8 +184,11 @@ def read_response(sock: ssl.SSLSocket) -> Tuple[int, bytes]:
 
 
 def handshake_worker(port: int, tls: Tls, version: str, resume: bool, tickets: bool,
-                     seconds: float, results) -> None:
-    """New connections one after the other: handshake, one request, read to the close."""
+                     seconds: float, handshake_only: bool, results) -> None:
+    """New connections one after the other: handshake, one request, read to the close. With
+    `handshake_only`, no request: the client half-closes the TCP connection after its Finished and
+    reads to the close (TLS 1.3 tickets arrive on the way), so the server's cost is the handshake
+    and the connection alone."""
     context = tls.context(version, tickets)
     request = request_bytes(REQUEST_PATH, close=True)
     session = None
@@ -199,14 +203,19 @@ def handshake_worker(port: int, tls: Tls, version: str, resume: bool, tickets: b
             raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with context.wrap_socket(raw, server_hostname="127.0.0.1",
                                      session=session if resume else None) as sock:
-                sock.sendall(request)
+                cipher = f"{sock.version()} {sock.cipher()[0]}"
+                if handshake_only:
+                    # socket.shutdown, not SSLSocket.shutdown (which drops the TLS state the
+                    # tickets still need): a TCP half-close, the server sees the end of input.
+                    socket.socket.shutdown(sock, socket.SHUT_WR)
+                else:
+                    sock.sendall(request)
                 data = b""
                 while chunk := sock.recv(65536):
                     data += chunk
-                if not data.startswith(b"HTTP/1.1 200 "):
+                if data if handshake_only else not data.startswith(b"HTTP/1.1 200 "):
                     errors += 1
                 resumed += sock.session_reused
-                cipher = f"{sock.version()} {sock.cipher()[0]}"
                 if resume:
                     session = sock.session  # after the reads: TLS 1.3 tickets come post-handshake
             connections += 1
@@ -504,7 +513,8 @@ http {{
                     queue = multiprocessing.Queue()
                     workers = [multiprocessing.Process(
                         target=handshake_worker,
-                        args=(port, self.tls, version, resume, tickets, seconds, queue))
+                        args=(port, self.tls, version, resume, tickets, seconds,
+                              self.args.handshake_only, queue))
                         for _ in range(clients)]
                     before = cpu_ticks(process.pid)
                     started = time.monotonic()
@@ -546,7 +556,8 @@ http {{
                 nginx_cheaper = cpu[("nginx", full)] / max(cpu[("nginx", mode)], 1e-9)
                 comparison += f"; full/resumed aa {cheaper:.2f}x, nginx {nginx_cheaper:.2f}x"
                 verdict = "OK (>= 5x)" if cheaper >= 5 else "MISSED (goal >= 5x)"
-            self.row("handshakes", mode, cells["aa-proxy"], cells["nginx"], comparison, verdict)
+            label = mode + (", handshake alone" if self.args.handshake_only else "")
+            self.row("handshakes", label, cells["aa-proxy"], cells["nginx"], comparison, verdict)
         for mode, *_ in modes:
             if ciphers[("aa-proxy", mode)] != ciphers[("nginx", mode)]:
                 log(f"WARNING: {mode}: aa-proxy negotiated {ciphers[('aa-proxy', mode)]}, "
@@ -964,6 +975,9 @@ def main() -> int:
     parser.add_argument("--soak-minutes", type=float, default=None,
                         help="soak duration in minutes [10; --quick: 0.5]")
     parser.add_argument("--keep-tmp", action="store_true")
+    parser.add_argument("--handshake-only", action="store_true",
+                        help="handshakes part: measure the handshake alone, without the request "
+                             "each new connection otherwise carries")
     parser.add_argument("--key-type", choices=("ec", "rsa"),
                         default=os.environ.get("BENCH_KEY_TYPE", "ec"),
                         help="keys of the throwaway PKI: EC P-256, or RSA 2048 as kubeadm's "
