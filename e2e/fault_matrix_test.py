@@ -22,8 +22,10 @@ The cases (the methods' docstrings say what is expected and why):
                           Status message for an HTTP error (as client-go's) and aa-proxy's own
                           words for a transport failure (Go's differ); the ConfigMap's last good
                           data stays in force, and the watch recovers once the fault is gone.
-                          (A 10 s delay, the review client's timeout, would cost 10 s per case:
-                          left out; the 1 s delay shows nothing else waits.)
+                          A 1 s delay: the affected requests succeed after it. A 10 s delay,
+                          the review client's timeout per attempt: 401 and 500 (`no complete
+                          response within 10s`, one attempt, not retried), the ConfigMap re-list
+                          times out too. Either way cached callers never wait.
   BackendFaultTest        the backend down (503), unreachable (connect timeout, 503), resetting
                           before answering (502), resetting mid-body (a cut response), stalling,
                           malformed (502), closing keep-alive connections the pool thinks idle
@@ -640,6 +642,14 @@ class KubeFault:
     review_attempts: Tuple[int, int]  # requests per uncached review the double sees (min, max)
     affected_ok: bool = False      # the affected requests succeed (only slower)
 
+    @property
+    def slow_s(self) -> float:
+        return (self.failure or {}).get("slow_ms", 0) / 1000
+
+    @property
+    def times_out(self) -> bool:
+        return self.slow_s >= 10  # ApiServerClientOptions::timeout
+
 
 KUBE_FAULTS: Dict[str, KubeFault] = {
     # An orderly close without an answer. Five attempts (client-go's webhook backoff); the first
@@ -658,6 +668,11 @@ KUBE_FAULTS: Dict[str, KubeFault] = {
                               "invalid SubjectAccessReview response: {parse_error}", (1, 1)),
     # 1 s per call: the affected requests succeed after it; nothing else waits.
     "slow_1s": KubeFault({"slow_ms": 1000}, "", (1, 1), affected_ok=True),
+    # 10 s per call, the review client's timeout per attempt: a timeout is not retried. The
+    # ConfigMap re-list times out as well; the last good data stays.
+    "slow_10s": KubeFault({"slow_ms": 10000},
+                          "kube-apiserver {api}: POST " + SARS + ": no complete response within "
+                          "10s", (1, 1)),
     # The process is killed mid-traffic, then started again on the same port.
     "killed_mid_traffic": KubeFault(None, "kube-apiserver {api}: Connection refused "
                                     "(after 5 attempts)", (0, 0)),
@@ -691,8 +706,10 @@ class KubeApiserverFaultTest(FaultTestCase):
             token_results = [(f.result(), time.monotonic() - fault_start) for f in token_results]
             sar_results = [(f.result(), time.monotonic() - fault_start) for f in sar_results]
         if fault.failure is not None:
-            # The watch met the fault too: the proxy re-listed and re-watched meanwhile.
-            harness.wait_until(lambda: self.configmap_calls_since(wall_start) >= (1, 1),
+            # The watch met the fault too: the proxy re-listed and re-watched meanwhile (a
+            # re-list that times out is still under way).
+            calls = (1, 0) if fault.times_out else (1, 1)
+            harness.wait_until(lambda: self.configmap_calls_since(wall_start) >= calls,
                                timeout=5, what="the proxy to re-list and re-watch")
         else:
             self.proxy.wait_for_log(r"re-list failed: kube-apiserver .*Connection refused",
@@ -707,6 +724,8 @@ class KubeApiserverFaultTest(FaultTestCase):
                 else:
                     self.assertEqual((status, body), (401, UNAUTHORIZED))
                     self.assertEqual(headers["content-type"], "application/json")
+                    if fault.times_out:
+                        self.assertGreaterEqual(elapsed, fault.slow_s - 0.5)
         for ((status, body, headers), elapsed), path in zip(sar_results, paths):
             with self.subTest(endpoint="subjectaccessreviews"):
                 if fault.affected_ok:
@@ -717,6 +736,8 @@ class KubeApiserverFaultTest(FaultTestCase):
                     self.assertEqual((status, body.decode()),
                                      (500, internal_error(path, message).decode()))
                     self.assertEqual(headers["content-type"], "text/plain; charset=utf-8")
+                    if fault.times_out:
+                        self.assertGreaterEqual(elapsed, fault.slow_s - 0.5)
         if fault.failure is not None:
             with self.subTest(endpoint="attempts"):
                 low, high = fault.review_attempts
@@ -729,7 +750,7 @@ class KubeApiserverFaultTest(FaultTestCase):
                     attempts = sum(json.loads(r["body"])["spec"]["resourceAttributes"]
                                    .get("namespace") == namespace for r in self.recorded(SARS))
                     self.assertTrue(low <= attempts <= high, f"{attempts} SARs")
-        if name == "slow_1s":
+        if fault.slow_s:
             # Cached requests never waited for the slow double.
             slowest = max(o.ended - o.started for load in loads for o in load.outcomes
                           if fault_start <= o.started <= fault_end)
@@ -744,9 +765,11 @@ class KubeApiserverFaultTest(FaultTestCase):
                     kind="anonymous", headers={"Authorization": f"Bearer {self.fresh_token()}"})
         after = self.fresh_path()
         self.expect(after, 200, sample_list(after.split("/")[-2]))
-        # The watch (or the resync) is back: a ConfigMap change takes effect.
+        # The watch (or the resync) is back: a ConfigMap change takes effect. After a 10 s
+        # delay the watch started at the fault's end may itself wait 10 s before its retry.
         self.allow_also_wrong_cn()
-        harness.wait_until(lambda: self.wrong_cn_status() == 200, timeout=8,
+        harness.wait_until(lambda: self.wrong_cn_status() == 200,
+                           timeout=8 + 2 * fault.slow_s if fault.times_out else 8,
                            what="a ConfigMap change after the fault to apply")
         # Through all of it the last good ConfigMap stayed in force: the front-proxy and x509
         # load clients authenticated on every request.
