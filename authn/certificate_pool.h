@@ -46,7 +46,7 @@ class VerifiedChainCache {
         entries_.clear();  // all still valid: verifying them again is the only cost
       }
     }
-    entries_[std::move(key)] = {verified_at, valid_until};
+    entries_.insert_or_assign(std::move(key), Entry{verified_at, valid_until});
   }
 
   size_t size() const {
